@@ -1,0 +1,82 @@
+"""Widgets shared by the pages: state badges, a live task panel, error display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.i18n import t
+from platform_core.context import Platform
+from platform_core.errors import PlatformError
+
+STATE_COLOURS = {
+    "pending": "gray",
+    "starting": "blue",
+    "running": "blue",
+    "pausing": "orange",
+    "paused": "orange",
+    "stopping": "orange",
+    "completed": "green",
+    "failed": "red",
+    "stopped": "gray",
+}
+
+
+def state_badge(state: str) -> None:
+    """A coloured badge with the translated state name."""
+    key = f"state.{state}"
+    label = t(key) if _has(key) else state
+    st.badge(label, color=STATE_COLOURS.get(state, "gray"))
+
+
+def state_label(state: str) -> str:
+    key = f"state.{state}"
+    return t(key) if _has(key) else state
+
+
+def _has(key: str) -> bool:
+    from app.i18n import STRINGS
+
+    return key in STRINGS
+
+
+def show_error(exc: Exception) -> None:
+    """Show a platform error's message (it names the file, row, field or value); other errors with their type."""
+    if isinstance(exc, PlatformError):
+        st.error(t("common.error", message=str(exc)))
+    else:
+        st.error(t("common.error", message=f"{type(exc).__name__}: {exc}"))
+
+
+def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str | None = None) -> None:
+    """A self-refreshing view of one task: state, progress bar, log tail and a stop button."""
+
+    @st.fragment(run_every=2)
+    def _panel():
+        from platform_core.tasks import FINAL_STATES, read_log_tail, stop_task
+
+        task = platform.store.get("tasks", task_id)
+        if task is None:
+            return
+        st.markdown(f"**{t('task.title', id=task_id, title=task['title'])}**")
+        if task["state"] in FINAL_STATES:
+            if task["state"] == "completed":
+                st.success(t("task.done"))
+            elif task["state"] == "failed":
+                st.error(t("task.failed", error=task["error"] or ""))
+            else:
+                st.info(t("task.stopped"))
+        else:
+            st.progress(
+                task["progress"],
+                text=t("task.running", percent=f"{task['progress'] * 100:.0f}", message=task["message"] or ""),
+            )
+            if st.button(t("common.stop"), key=f"stop_task_{task_id}_{key}"):
+                stop_task(platform, task_id)
+                st.rerun(scope="fragment")
+        log = read_log_tail(Path(task["log_path"]), log_lines) if task["log_path"] else ""
+        if log:
+            st.code(log, language="log", height=300)
+
+    _panel()

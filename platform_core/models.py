@@ -1,0 +1,224 @@
+"""Registered HF model directories, local or on a server, with architecture, size and dtype from config.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from platform_core.context import Platform
+from platform_core.errors import InvalidInput, NotFound
+from platform_core.security.validation import check_name, check_path_text
+
+MODEL_DIRS_SETTING = "model_dirs"  # {"local": [paths], "<connection>": [remote paths]}
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def _safetensors_numel(path: Path) -> tuple[int, str | None]:
+    """Return (parameter count, dominant dtype) from a safetensors header, without reading the tensors."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    total, by_dtype = 0, {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        count = 1
+        for dim in info["shape"]:
+            count *= dim
+        total += count
+        by_dtype[info["dtype"]] = by_dtype.get(info["dtype"], 0) + count
+    dominant = max(by_dtype, key=by_dtype.get) if by_dtype else None
+    return total, dominant
+
+
+_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I8": "int8", "U8": "uint8"}
+
+
+def read_model_info(path: Path | str) -> dict[str, Any]:
+    """Return architecture, model_type, params, dtype and size_bytes of a local HF model directory."""
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise InvalidInput(f"{path}: not a Hugging Face model directory (no config.json)")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{config_file}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    weights = [p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()]
+    params, dtype = 0, None
+    for weight in weights:
+        if weight.suffix == ".safetensors":
+            count, dominant = _safetensors_numel(weight)
+            params += count
+            dtype = dtype or _ST_DTYPES.get(dominant or "", dominant)
+    adapter = (path / "adapter_config.json").is_file()
+    return {
+        "architecture": (config.get("architectures") or [None])[0],
+        "model_type": config.get("model_type"),
+        "params": params or None,
+        "dtype": dtype or config.get("dtype") or config.get("torch_dtype"),
+        "size_bytes": sum(p.stat().st_size for p in weights),
+        "meta": {
+            "hidden_size": config.get("hidden_size"),
+            "num_hidden_layers": config.get("num_hidden_layers"),
+            "vocab_size": config.get("vocab_size"),
+            "has_tokenizer": (path / "tokenizer_config.json").is_file(),
+            "lora_adapter": adapter,
+        },
+    }
+
+
+def register_model(
+    platform: Platform,
+    path: Path | str,
+    name: str | None = None,
+    source: str = "user",
+    location: str = "local",
+    info: dict[str, Any] | None = None,
+) -> int:
+    """Register a model directory (reading its config.json) and return the model id; re-registering updates it."""
+    text = check_path_text(str(path), "model path", allow_home=location != "local")
+    if location == "local":
+        resolved = Path(text).expanduser().resolve()
+        info = info or read_model_info(resolved)
+        text = str(resolved)
+    elif info is None:
+        raise InvalidInput("a remote model needs its config information (list it through the connection)")
+    name = check_name(name or Path(text).name, "model name")
+    record = {"name": name, "path": text, "location": location, "source": source, **info}
+    existing = platform.store.find_one("models", "path = ? AND location = ?", (text, location))
+    if existing:
+        record.pop("name")
+        platform.store.update("models", existing["id"], **record)
+        return existing["id"]
+    clash = platform.store.find_one("models", "name = ?", (name,))
+    if clash:
+        record["name"] = f"{name}@{location}" if location != "local" else f"{name}-{int(time.time())}"
+    return platform.store.insert("models", {**record, "created_at": time.time()})
+
+
+def get_model(platform: Platform, ref: str | int) -> dict[str, Any]:
+    """Return a registered model by id, name or path."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        row = platform.store.get("models", int(ref))
+    else:
+        row = platform.store.find_one("models", "name = ? OR path = ?", (ref, str(ref)))
+    if row is None:
+        raise NotFound(f"model {ref!r} is not registered (add it with `model add PATH` or in Settings)")
+    return row
+
+
+def remove_model(platform: Platform, ref: str | int) -> None:
+    """Forget a model (its files stay where they are)."""
+    platform.store.delete("models", get_model(platform, ref)["id"])
+
+
+def model_dirs(platform: Platform, location: str = "local") -> list[str]:
+    """Return the extra directories scanned for models at a location."""
+    return list(platform.store.get_setting(MODEL_DIRS_SETTING, {}).get(location, []))
+
+
+def add_model_dir(platform: Platform, path: str, location: str = "local") -> None:
+    """Add a directory to scan for models (e.g. ~/autodl-tmp on a server)."""
+    check_path_text(path, "model directory", allow_home=True)
+    if location == "local" and not Path(path).expanduser().is_dir():
+        raise InvalidInput(f"model directory: {path} does not exist on this machine")
+    dirs = platform.store.get_setting(MODEL_DIRS_SETTING, {})
+    entries = dirs.setdefault(location, [])
+    if path not in entries:
+        entries.append(path)
+    platform.store.set_setting(MODEL_DIRS_SETTING, dirs)
+
+
+def remove_model_dir(platform: Platform, path: str, location: str = "local") -> None:
+    dirs = platform.store.get_setting(MODEL_DIRS_SETTING, {})
+    dirs[location] = [p for p in dirs.get(location, []) if p != path]
+    platform.store.set_setting(MODEL_DIRS_SETTING, dirs)
+
+
+def _candidate_dirs(root: Path) -> list[Path]:
+    """Model directories directly in root, one level down (e.g. models/qwen), or root itself."""
+    if not root.is_dir():
+        return []
+    if (root / "config.json").is_file():
+        return [root]
+    found = []
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and (child / "config.json").is_file():
+            found.append(child)
+    return found
+
+
+def scan_local_models(platform: Platform) -> list[dict[str, Any]]:
+    """Register model directories found in the workspace models/ and the extra local directories; return all local models."""
+    roots = [platform.workspace.models] + [Path(p).expanduser() for p in model_dirs(platform, "local")]
+    known = {row["path"] for row in platform.store.find("models", "location = 'local'", columns="path")}
+    for root in roots:
+        for directory in _candidate_dirs(root):
+            if str(directory.resolve()) not in known:
+                try:
+                    register_model(platform, directory, source="scan")
+                except InvalidInput:
+                    continue
+    return list_models(platform, "local")
+
+
+def list_models(platform: Platform, location: str = "local") -> list[dict[str, Any]]:
+    """Return registered models at a location (local or a connection name), newest first; marks missing local dirs."""
+    rows = platform.store.find("models", "location = ?", (location,), order_by="created_at DESC")
+    if location == "local":
+        for row in rows:
+            row["exists"] = os.path.isdir(row["path"])
+    return rows
+
+
+REMOTE_SCAN = (
+    'for d in "$@"; do '
+    '  case "$d" in "~/"*) d="$HOME/${d#\\~/}";; "~") d="$HOME";; esac; '
+    '  [ -d "$d" ] || continue; '
+    '  for c in "$d/config.json" "$d"/*/config.json; do '
+    '    [ -f "$c" ] || continue; m=$(dirname "$c"); '
+    '    s=$(du -sb --apparent-size "$m" 2>/dev/null | cut -f1); '
+    '    printf "%s\\t%s\\t" "$m" "${s:-0}"; head -c 20000 "$c" | tr -d "\\n"; printf "\\n"; '
+    "  done; "
+    "done"
+)
+
+
+def scan_remote_models(platform: Platform, connection: str) -> list[dict[str, Any]]:
+    """List model directories on a server (its work dir models/ and extra dirs), register them, return them."""
+    from platform_core.connections import get_connection
+    from platform_core.runners.ssh import open_session
+
+    profile = get_connection(platform, connection)
+    dirs = [f"{profile['workdir'].rstrip('/')}/models", *model_dirs(platform, profile["name"])]
+    for d in dirs:
+        check_path_text(d, "remote model directory", allow_home=True)
+    session = open_session(platform, profile["id"])
+    try:
+        out = session.check(["bash", "-c", REMOTE_SCAN, "scan", *dirs], "listing remote models", timeout=60)
+    finally:
+        session.close()
+    for line in out.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            continue
+        model_path, size, config_text = parts
+        try:
+            config = json.loads(config_text)
+        except json.JSONDecodeError:
+            continue
+        info = {
+            "architecture": (config.get("architectures") or [None])[0],
+            "model_type": config.get("model_type"),
+            "params": None,
+            "dtype": config.get("dtype") or config.get("torch_dtype"),
+            "size_bytes": int(size or 0),
+            "meta": {"hidden_size": config.get("hidden_size"), "num_hidden_layers": config.get("num_hidden_layers")},
+        }
+        register_model(platform, model_path, source="scan", location=profile["name"], info=info)
+    return list_models(platform, profile["name"])

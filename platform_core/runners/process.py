@@ -1,0 +1,145 @@
+"""Local processes that outlive the app: started in their own session, found again by pid, stopped as a group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+from platform_core.workspace import REPO_ROOT
+
+
+def platform_python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return an environment for child Python processes that can import platform_core from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def spawn_detached(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    """Start argv in a new session (its own process group) with stdout/stderr appended to log_path; return its pid.
+
+    The child does not belong to the caller's process group or terminal, so it keeps running when the app (or the
+    browser) goes away. The caller reaps nothing: the child is re-parented to init when its parent exits.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab", buffering=0) as log:
+        proc = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _forget_child(proc)
+    return proc.pid
+
+
+def _forget_child(proc: subprocess.Popen) -> None:
+    # Popen keeps the child in a module list to reap it later; a detached child must not be waited for by us,
+    # but a zombie would look alive to pid checks, so reap it from a thread when it ends.
+    import threading
+
+    threading.Thread(target=proc.wait, daemon=True).start()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Return True if a process with this pid exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def process_started_at(pid: int) -> float | None:
+    """Return the start time of a process (to tell a reused pid from the original), or None if it is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def kill_group(pgid: int, grace_s: float = 10.0) -> bool:
+    """SIGTERM a process group, then SIGKILL whatever is left after `grace_s`; return True when all are gone."""
+    members = _group_members(pgid)
+    if not members:
+        return True
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not [p for p in _group_members(pgid) if p.status() != psutil.STATUS_ZOMBIE]:
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    time.sleep(0.2)
+    return not [p for p in _group_members(pgid) if _alive(p)]
+
+
+def kill_tree(pid: int, grace_s: float = 10.0) -> bool:
+    """Stop a process, its group and all its descendants (some trainers start their own sessions, e.g. Ray)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return True
+    groups = {os.getpgid(p.pid) for p in procs if _alive(p)} if procs else set()
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _gone, alive = psutil.wait_procs(alive, timeout=3)
+    return not [p for p in alive if _alive(p)]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def python_executable() -> str:
+    """The interpreter of this environment (children use the same venv)."""
+    return sys.executable

@@ -1,0 +1,33 @@
+"""Task kinds for remote servers: "Prepare server" (install the training stack over SSH)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from platform_core.tasks import TaskContext, task_kind
+
+
+@task_kind("prepare_server")
+def prepare_server_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Install requirements-gpu.txt into a profile's environment and verify it (params: connection, requirements)."""
+    from platform_core.runners.remote_setup import prepare_server
+
+    ctx.progress(0.05, "connecting")
+    requirements = Path(params["requirements"]) if params.get("requirements") else None
+    result = prepare_server(ctx.platform, params["connection"], ctx.log, requirements_file=requirements)
+    ctx.progress(1.0, "environment check passed" if result.get("passed") else "environment check failed")
+    return result
+
+
+@task_kind("sleep")
+def sleep_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
+    """A task that waits (used to exercise the task machinery: progress, stop, reconcile)."""
+    seconds = float(params.get("seconds", 1))
+    steps = max(1, int(seconds * 10))
+    for i in range(steps):
+        time.sleep(seconds / steps)
+        ctx.progress((i + 1) / steps, f"{i + 1}/{steps}")
+    ctx.log(f"slept {seconds} s")
+    return {"slept": seconds}

@@ -1,0 +1,1 @@
+"""Secrets at rest (Fernet), safe command construction and validation of what users type."""

@@ -1,0 +1,45 @@
+"""Tasks: detached workers with progress and logs, stop, and reconciliation after a worker dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from platform_core.runners.process import pid_alive
+from platform_core.tasks import reconcile_tasks, stop_task, submit_task, wait_task
+
+
+def test_a_task_runs_detached_and_records_progress_and_result(platform):
+    task_id = submit_task(platform, "sleep", "nap", {"seconds": 0.5})
+    task = wait_task(platform, task_id, timeout_s=60)
+    assert task["state"] == "completed" and task["progress"] == 1.0
+    assert task["result"] == {"slept": 0.5}
+    assert "slept 0.5 s" in Path(task["log_path"]).read_text()
+
+
+def test_stop_kills_the_worker(platform):
+    task_id = submit_task(platform, "sleep", "long nap", {"seconds": 60})
+    deadline = time.monotonic() + 30
+    while platform.store.get("tasks", task_id)["progress"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = platform.store.get("tasks", task_id)["pid"]
+    task = stop_task(platform, task_id)
+    assert task["state"] == "stopped"
+    assert not pid_alive(pid)
+
+
+def test_a_dead_worker_is_reconciled_as_failed(platform):
+    task_id = submit_task(platform, "sleep", "doomed", {"seconds": 60})
+    deadline = time.monotonic() + 30
+    while platform.store.get("tasks", task_id)["progress"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = platform.store.get("tasks", task_id)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reconcile_tasks(platform) == 1
+    task = platform.store.get("tasks", task_id)
+    assert task["state"] == "failed" and "without recording a result" in task["error"]
