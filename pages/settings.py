@@ -173,11 +173,9 @@ for conn in connections:
         if b1.button(t("settings.conn.test"), key=f"test_{conn['name']}"):
             run_test(conn["name"])
         if b2.button(t("settings.conn.prepare"), key=f"prepare_{conn['name']}", help=t("settings.conn.prepare.help")):
-            from platform_core.tasks import submit_task
+            from platform_core.runners.remote_tasks import start_prepare_server
 
-            task_id = submit_task(
-                platform, "prepare_server", f"Prepare server {conn['name']}", {"connection": conn["name"]}
-            )
+            task_id = start_prepare_server(platform, conn["name"])
             st.session_state[f"prepare_task_{conn['name']}"] = task_id
         if b3.button(t("settings.conn.remove"), key=f"remove_{conn['name']}"):
             remove_connection(platform, conn["name"])

@@ -2,10 +2,12 @@
 
 Each is a task: a record in the store with a state, a progress figure and a log file, run by a detached worker
 process (`python -m platform_core task exec ID`) so the page that started it can be left. Kinds are registered
-by name with the dotted path of their function, which is imported only in the worker:
+by name; the task record keeps the implementing module, which the worker imports:
 
-    @task_kind("merge")                      # in platform_core/surgery/merge.py
+    @task_kind("surgery.merge")              # in platform_core/surgery/merge.py
     def run_merge_task(ctx: TaskContext, params: dict) -> dict: ...
+
+    submit_task(platform, "surgery.merge", "Merge A+B", {...})   # from code that imported that module
 
 `ctx.progress(0.4, "tensor 12/30")` updates the record; `ctx.log("...")` appends to the log; the returned dict is
 stored as the task's result.
@@ -30,12 +32,7 @@ from platform_core.runners.process import kill_tree, pid_alive, platform_python_
 ACTIVE_STATES = ("pending", "running")
 FINAL_STATES = ("completed", "failed", "stopped")
 
-# kind -> "module:function"; modules register themselves with @task_kind, and this table lets the worker find a
-# kind's module without importing every area first.
-TASK_MODULES: dict[str, str] = {
-    "prepare_server": "platform_core.runners.remote_tasks",
-    "sleep": "platform_core.runners.remote_tasks",
-}
+MODULE_KEY = "_module"  # reserved key in a task's params: the module that implements its kind
 _REGISTRY: dict[str, Callable[[TaskContext, dict[str, Any]], dict[str, Any] | None]] = {}
 
 
@@ -49,17 +46,11 @@ def task_kind(name: str):
     return register
 
 
-def register_module(kind: str, module: str) -> None:
-    """Tell the worker which module implements a kind (areas call this at import)."""
-    TASK_MODULES[kind] = module
-
-
-def _implementation(kind: str):
-    if kind not in _REGISTRY:
-        module = TASK_MODULES.get(kind)
-        if module is None:
-            raise InvalidInput(f"unknown task kind {kind!r}")
+def _implementation(kind: str, module: str | None):
+    if kind not in _REGISTRY and module:
         importlib.import_module(module)
+    if kind not in _REGISTRY:
+        raise InvalidInput(f"unknown task kind {kind!r}")
     return _REGISTRY[kind]
 
 
@@ -88,9 +79,10 @@ class TaskContext:
 
 
 def create_task(platform: Platform, kind: str, title: str, params: dict[str, Any]) -> int:
-    """Record a pending task and return its id (it does not start)."""
-    if kind not in TASK_MODULES and kind not in _REGISTRY:
+    """Record a pending task and return its id (it does not start). The kind's module must be imported."""
+    if kind not in _REGISTRY:
         raise InvalidInput(f"unknown task kind {kind!r}")
+    params = {**params, MODULE_KEY: _REGISTRY[kind].__module__}
     task_id = platform.store.insert(
         "tasks", {"kind": kind, "title": title, "state": "pending", "params": params, "created_at": time.time()}
     )
@@ -136,7 +128,9 @@ def execute_task(platform: Platform, task_id: int) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, on_term)
     ctx.log(f"task {task_id} ({task['kind']}): {task['title']}")
     try:
-        result = _implementation(task["kind"])(ctx, task["params"] or {}) or {}
+        params = dict(task["params"] or {})
+        module = params.pop(MODULE_KEY, None)
+        result = _implementation(task["kind"], module)(ctx, params) or {}
     except TaskStopped:
         ctx.log("stopped by the user")
         platform.store.update("tasks", task_id, state="stopped", ended_at=time.time())

@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import platform_core.runners.remote_tasks  # noqa: F401 - registers the 'sleep' kind
 from platform_core.runners.process import pid_alive
 from platform_core.tasks import reconcile_tasks, stop_task, submit_task, wait_task
 

@@ -7,15 +7,16 @@ table, and tests check that every key has both languages and that every key used
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh"
-AREA_MODULES = ["common", "settings", "placeholders"]
 
 
 def _merge() -> dict[str, dict[str, str]]:
+    """Merge the STRINGS of every module in this package (one per area), refusing a key defined twice."""
     table: dict[str, dict[str, str]] = {}
-    for name in AREA_MODULES:
+    for name in sorted(m.name for m in pkgutil.iter_modules(__path__)):
         part = importlib.import_module(f"app.i18n.{name}").STRINGS
         clash = set(table) & set(part)
         if clash:

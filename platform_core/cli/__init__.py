@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import pkgutil
 import sys
 from typing import Any
 
 from platform_core.errors import PlatformError
 
-# Modules that add commands: each has `register(subparsers)`. Later areas append themselves here.
-COMMAND_MODULES = [
-    "platform_core.cli.core",
-]
+
+def command_modules() -> list[str]:
+    """Every module in platform_core/cli/ adds its commands through `register(subparsers)`; core comes first."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    names.sort(key=lambda n: n != "core")
+    return [f"{__name__}.{n}" for n in names]
 
 
 def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="workspace root (default: $PLATFORM_HOME or ./workspace)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         importlib.import_module(module).register(subparsers)
     return parser
 

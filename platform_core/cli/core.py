@@ -274,15 +274,11 @@ def cmd_connection_remove(args) -> int:
 
 
 def cmd_connection_prepare(args) -> int:
-    from platform_core.connections import get_connection
-    from platform_core.tasks import read_log_tail, submit_task, wait_task
+    from platform_core.runners.remote_tasks import start_prepare_server
+    from platform_core.tasks import read_log_tail, wait_task
 
     platform = platform_for(args)
-    profile = get_connection(platform, args.name)
-    params = {"connection": profile["name"]}
-    if args.requirements:
-        params["requirements"] = args.requirements
-    task_id = submit_task(platform, "prepare_server", f"Prepare server {profile['name']}", params)
+    task_id = start_prepare_server(platform, args.name, args.requirements)
     if not args.wait:
         emit(args, {"task_id": task_id}, f"started task #{task_id}; follow it with `task status {task_id}`")
         return 0

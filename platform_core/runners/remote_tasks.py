@@ -6,7 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from platform_core.tasks import TaskContext, task_kind
+from platform_core.context import Platform
+from platform_core.tasks import TaskContext, submit_task, task_kind
+
+
+def start_prepare_server(platform: Platform, connection: str, requirements: str | None = None) -> int:
+    """Start the "Prepare server" task for a connection profile; return the task id."""
+    from platform_core.connections import get_connection
+
+    profile = get_connection(platform, connection)
+    params = {"connection": profile["name"], **({"requirements": requirements} if requirements else {})}
+    return submit_task(platform, "prepare_server", f"Prepare server {profile['name']}", params)
 
 
 @task_kind("prepare_server")

@@ -82,13 +82,12 @@ def test_prepare_server_installs_into_a_venv_and_runs_the_env_check(platform, ss
     requirements-gpu.txt itself needs CUDA wheels, which this machine cannot run."""
     from pathlib import Path
 
-    from platform_core.tasks import submit_task, wait_task
+    from platform_core.runners.remote_tasks import start_prepare_server
+    from platform_core.tasks import wait_task
 
     requirements = tmp_path / "req.txt"
     requirements.write_text("six\n")
-    task_id = submit_task(
-        platform, "prepare_server", "prepare lab", {"connection": ssh_profile, "requirements": str(requirements)}
-    )
+    task_id = start_prepare_server(platform, ssh_profile, str(requirements))
     task = wait_task(platform, task_id, timeout_s=300)
     log = Path(task["log_path"]).read_text()
     assert task["state"] == "completed", log
