@@ -80,3 +80,11 @@ def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str 
             st.code(log, language="log", height=300)
 
     _panel()
+
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+
+
+def go_to(page: str, **query_params: str) -> None:
+    """Switch to another page (by file name, e.g. "jobs.py"), optionally with query parameters."""
+    st.switch_page(PAGES_DIR / page, query_params=query_params or None)

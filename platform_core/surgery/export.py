@@ -1,0 +1,99 @@
+"""Export: copy an HF model (a chosen checkpoint, converted if needed) into the workspace models/ and register it.
+
+The copy holds the safetensors weights (and their index), config.json, generation_config.json and the tokenizer,
+and nothing else (no optimizer state, no FSDP shards), so it can be the base of a new job or be evaluated.
+
+    >>> model_id = export_model(platform, "outputs/job-3/global_step_300/huggingface", "qwen-sft-step300")
+    >>> start_export(platform, "outputs/job-3/global_step_300", "qwen-sft-step300")   # converts first if needed
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from platform_core.context import Platform
+from platform_core.security.validation import check_path_text
+from platform_core.surgery.compat import INDEX_FILE, SIDE_FILES, resolve_model_dir, weight_files
+from platform_core.surgery.convert import convert_verl_checkpoint, converted_dir, converted_form, find_verl_checkpoint
+from platform_core.surgery.output import building, copy_side_files, register_output, resolve_output
+from platform_core.tasks import TaskContext, submit_task, task_kind
+
+
+def copy_model(source: Path, target: Path, progress: Callable[[float, str], None] | None = None) -> int:
+    """Copy the weights, index, config and tokenizer files of an HF model directory; return the bytes copied."""
+    files = weight_files(source)
+    total = sum(f.stat().st_size for f in files) or 1
+    done = 0
+    for number, path in enumerate(files, start=1):
+        shutil.copyfile(path, target / path.name)
+        done += path.stat().st_size
+        if progress:
+            progress(done / total, f"file {number}/{len(files)}")
+    if (source / INDEX_FILE).is_file():
+        shutil.copyfile(source / INDEX_FILE, target / INDEX_FILE)
+    copy_side_files(source, target, SIDE_FILES)
+    return done
+
+
+def export_model(
+    platform: Platform,
+    source_dir: str | Path,
+    name: str,
+    overwrite: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+) -> int:
+    """Copy an HF model directory into models/<name> and register it (source "export"); return the model id."""
+    source = resolve_model_dir(platform, str(source_dir), "source")
+    out = resolve_output(platform, name, overwrite, inputs=[source])
+    with building(platform, out) as staging:
+        copy_model(source, staging, progress)
+    return register_output(platform, out, "export", {"method": "export", "source": str(source)})
+
+
+def plan_export(platform: Platform, source: str, name: str, overwrite: bool = False) -> dict[str, Any]:
+    """Check an export before it runs; a verl checkpoint that is not converted yet is converted by the task."""
+    check_path_text(str(source), "source", allow_home=True)
+    path = Path(source).expanduser()
+    checkpoint = find_verl_checkpoint(path) if path.is_absolute() and path.is_dir() else None
+    if checkpoint is not None and converted_form(platform, checkpoint) is None:
+        out = resolve_output(platform, name, overwrite, inputs=[path])
+        return {
+            "source": str(path.resolve()),
+            "checkpoint": str(checkpoint),
+            "out": str(out),
+            "overwrite": bool(overwrite),
+        }
+    resolved = resolve_model_dir(platform, source, "source")
+    out = resolve_output(platform, name, overwrite, inputs=[resolved])
+    return {"source": str(resolved), "checkpoint": None, "out": str(out), "overwrite": bool(overwrite)}
+
+
+def start_export(platform: Platform, source: str, name: str, overwrite: bool = False) -> int:
+    """Check the request, then start the "surgery.export" task; return its id."""
+    params = plan_export(platform, source, name, overwrite)
+    return submit_task(
+        platform, "surgery.export", f"Export {Path(params['source']).name} -> {Path(params['out']).name}", params
+    )
+
+
+@task_kind("surgery.export")
+def export_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Export a model (converting a verl checkpoint first when needed) and register it (params from plan_export)."""
+    source = params["source"]
+    if params.get("checkpoint"):
+        checkpoint = Path(params["checkpoint"])
+        ctx.progress(0.02, "converting the checkpoint with verl.model_merger")
+        source = convert_verl_checkpoint(checkpoint, converted_dir(ctx.platform, checkpoint), ctx.log)["out"]
+    out = Path(params["out"])
+    model_id = export_model(
+        ctx.platform,
+        source,
+        str(out),
+        params.get("overwrite", False),
+        progress=lambda f, m: ctx.progress(0.5 + 0.45 * f, m),
+    )
+    ctx.log(f"exported {source} -> {out} (model #{model_id})")
+    return {"out": str(out), "model_id": model_id, "source": source}

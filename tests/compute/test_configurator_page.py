@@ -1,0 +1,70 @@
+"""The configurator page under AppTest: inputs, results in both languages, suggestions, and "apply to a new job"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _page(lang: str = "en") -> AppTest:
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60)
+    at.session_state["lang"] = lang
+    at.run()
+    at.switch_page("../pages/configurator.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_default_recommendation_renders(platform, lang):
+    at = _page(lang)
+    assert at.title[0].value in ("计算配置器", "Compute configurator")
+    assert len(at.dataframe) == 3  # recommendation, derived counts, time parts
+    assert at.get("plotly_chart")
+    assert at.button(key="cfg_apply")
+
+
+def test_apply_fills_the_new_job_form(platform):
+    at = _page()
+    at.selectbox(key="cfg_model").set_value("Qwen2.5-1.5B")
+    at.selectbox(key="cfg_algo").set_value("grpo").run()
+    at.number_input(key="cfg_gpus").set_value(4).run()
+    assert not at.exception
+    at.button(key="cfg_apply").click().run()
+    prefill = at.session_state["job_prefill"]
+    assert prefill["algorithm"] == "grpo" and prefill["model"] == "Qwen2.5-1.5B" and prefill["gpus_per_node"] == 4
+    assert prefill["max_prompt_length"] == 512 and prefill["max_response_length"] == 1024
+    assert {"train_batch_size", "ppo_mini_batch_size", "rollout_gpu_memory_utilization"} <= set(prefill)
+
+
+def test_nothing_fits_lists_what_would(platform):
+    at = _page("zh")
+    at.selectbox(key="cfg_model").set_value("Qwen2.5-72B")
+    at.selectbox(key="cfg_gpu").set_value("rtx4090").run()
+    assert not at.exception
+    assert at.error and "没有任何配置能放下" in at.error[0].value
+    assert any("更多 GPU" in m.value for m in at.markdown)
+    assert not at.button  # no apply button for a configuration that would OOM
+
+
+def test_predict_mode_and_custom_gpu(platform, demo_model_dir):
+    at = _page()
+    at.text_input(key="cfg_model_dir").set_value(str(demo_model_dir))
+    at.selectbox(key="cfg_gpu").set_value("custom").run()
+    at.segmented_control(key="cfg_mode").set_value("predict").run()
+    at.selectbox(key="cfg_strategy").set_value("zero2")
+    at.number_input(key="cfg_micro").set_value(4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(m.label == "GPU memory" and m.value == "48.0 GiB" for m in at.metric)
+    assert at.subheader[0].value == "Configuration"
+
+
+def test_bad_local_directory_shows_an_error(platform, tmp_path):
+    at = _page()
+    at.text_input(key="cfg_model_dir").set_value(str(tmp_path / "missing")).run()
+    assert not at.exception and "no such model directory" in at.error[0].value

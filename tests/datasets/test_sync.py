@@ -1,0 +1,134 @@
+"""Sync against the real sshd: content-addressed uploads, status, an interrupted transfer, permission and disk-full errors."""
+
+from __future__ import annotations
+
+import random
+import string
+import subprocess
+
+import pyarrow.parquet as pq
+import pytest
+
+from platform_core.datasets.service import add_dataset, convert_for, update_field_config
+from platform_core.datasets.sync import ensure_synced, start_sync_task, sync_datasets, sync_status
+from platform_core.errors import RemoteError
+from platform_core.tasks import wait_task
+
+pytestmark = pytest.mark.ssh
+
+
+def _random_rows(count: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    letters = string.ascii_letters + string.digits + " "
+    return [
+        {"prompt": "".join(rng.choices(letters, k=120)), "response": "".join(rng.choices(letters, k=240))}
+        for _ in range(count)
+    ]
+
+
+def _remote_dir(sshd):
+    return sshd.home / "verl_jobs" / "datasets"
+
+
+def test_sync_uploads_the_engine_file_once_and_tracks_its_status(platform, sshd, ssh_profile, write):
+    small = add_dataset(platform, write.jsonl("a.jsonl", _random_rows(20)), "sft", "small")["id"]
+    other = add_dataset(platform, write.jsonl("b.jsonl", _random_rows(10, 1)), "sft", "other")["id"]
+    assert sync_status(platform, ssh_profile)[small]["status"] == "not_synced"
+    remote = ensure_synced(platform, small, ssh_profile)
+    local = convert_for(platform, small, "verl_sft")
+    assert remote == f"{sshd.home}/verl_jobs/datasets/{local.name}"
+    assert (_remote_dir(sshd) / local.name).read_bytes() == local.read_bytes()
+    status = sync_status(platform, ssh_profile)
+    assert status[small]["status"] == "synced" and status[small]["remote_path"] == remote
+    assert status[other]["status"] == "not_synced"
+    calls = []
+    assert ensure_synced(platform, small, ssh_profile, progress=lambda done, total: calls.append(done)) == remote
+    assert calls == []  # same name and size already there: nothing uploaded
+    original = ensure_synced(platform, small, ssh_profile, kind="original")
+    assert original.endswith(".jsonl") and (_remote_dir(sshd) / original.rsplit("/", 1)[1]).is_file()
+    update_field_config(platform, small, {"label_fields": []})
+    assert sync_status(platform, ssh_profile)[small]["status"] == "synced"  # same conversion: no label in it
+    update_field_config(
+        platform, small, {"format": "prompt_response", "prompt_field": "response", "response_field": "prompt"}
+    )
+    assert sync_status(platform, ssh_profile)[small]["status"] == "changed"
+    newer = add_dataset(platform, write.jsonl("a2.jsonl", _random_rows(5, 7)), "sft", "small")
+    assert newer["parent_id"] == small
+    assert sync_status(platform, ssh_profile)[newer["id"]]["status"] == "changed"
+
+
+def test_an_interrupted_transfer_leaves_no_file_under_the_final_name(platform, sshd, ssh_profile, write):
+    dataset_id = add_dataset(platform, write.jsonl("big.jsonl", _random_rows(3000)), "sft", "big")["id"]
+    local = convert_for(platform, dataset_id)
+    assert local.stat().st_size > 300_000
+    final = _remote_dir(sshd) / local.name
+    dropped = []
+
+    def drop_midway(done: int, total: int) -> None:
+        if not dropped and done >= 64_000:
+            dropped.append(done)
+            sshd.drop_connections()
+
+    with pytest.raises(RemoteError) as failure:
+        ensure_synced(platform, dataset_id, ssh_profile, progress=drop_midway)
+    assert dropped and dropped[0] < local.stat().st_size
+    assert not final.exists()
+    assert "uploading" in str(failure.value) or "connection" in str(failure.value)
+    status = sync_status(platform, ssh_profile)[dataset_id]
+    assert status["status"] == "failed" and status["error"]
+    remote = ensure_synced(platform, dataset_id, ssh_profile)
+    assert final.read_bytes() == local.read_bytes() and remote.endswith(local.name)
+    assert [p.name for p in _remote_dir(sshd).iterdir()] == [local.name]  # the partial upload was cleaned up
+    assert pq.read_table(final).num_rows == 3000
+
+
+def test_permission_denied_is_reported(platform, sshd, ssh_profile, write):
+    dataset_id = add_dataset(platform, write.jsonl("a.jsonl", _random_rows(10)), "sft", "p")["id"]
+    folder = _remote_dir(sshd)
+    folder.mkdir(parents=True)
+    subprocess.run(["chown", "-R", f"{sshd.user}:{sshd.user}", str(folder.parent)], check=True)
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(RemoteError, match="(?i)permission denied"):
+            ensure_synced(platform, dataset_id, ssh_profile)
+        assert sync_status(platform, ssh_profile)[dataset_id]["status"] == "failed"
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_full_remote_disk_is_reported(platform, sshd, ssh_profile, write):
+    dataset_id = add_dataset(platform, write.jsonl("big.jsonl", _random_rows(2000)), "sft", "big")["id"]
+    folder = _remote_dir(sshd)
+    folder.mkdir(parents=True)
+    uid = subprocess.run(["id", "-u", sshd.user], capture_output=True, text=True, check=True).stdout.strip()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=64k,uid={uid},gid={uid},mode=755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here: {mounted.stderr.strip()}")
+    try:
+        with pytest.raises(RemoteError, match="disk may be full"):
+            ensure_synced(platform, dataset_id, ssh_profile)
+        assert not (folder / convert_for(platform, dataset_id).name).exists()
+        assert "disk may be full" in sync_status(platform, ssh_profile)[dataset_id]["error"]
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_sync_all_as_a_task(platform, sshd, ssh_profile, write):
+    ids = [
+        add_dataset(platform, write.jsonl(f"{i}.jsonl", _random_rows(5, i)), "sft", f"set {i}")["id"] for i in range(3)
+    ]
+    grpo = add_dataset(platform, write.jsonl("g.jsonl", [{"prompt": "1+1", "solution": "2"}]), "grpo", "g")["id"]
+    task_id = start_sync_task(platform, [*ids, grpo], ssh_profile)
+    assert {sync_status(platform, ssh_profile)[i]["status"] for i in ids} <= {"syncing", "synced"}
+    task = wait_task(platform, task_id, timeout_s=120)
+    assert task["state"] == "completed", task["error"]
+    status = sync_status(platform, ssh_profile)
+    assert all(status[i]["status"] == "synced" for i in [*ids, grpo])
+    assert status[grpo]["remote_path"].endswith(convert_for(platform, grpo, "verl_rl").name)
+    results = sync_datasets(platform, ids, ssh_profile)
+    assert all("remote_path" in r for r in results.values())

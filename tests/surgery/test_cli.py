@@ -1,0 +1,103 @@
+"""`python -m platform_core surgery ...`: the CLI contract, through real detached worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from surgery_models import load_state, logits
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(home, *args):
+    env = {**os.environ, "PLATFORM_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "platform_core", "surgery", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def test_merge_and_average_print_the_output_of_a_model_that_loads(tmp_path, variants, fine_tunes):
+    home = tmp_path / "ws"
+    merged = _cli(
+        home,
+        "merge",
+        "--method",
+        "linear",
+        "--models",
+        str(variants["a"]),
+        str(variants["b"]),
+        "--weights",
+        "3",
+        "1",
+        "--out",
+        "soup",
+        "--json",
+    )
+    assert merged.returncode == 0, merged.stderr
+    result = json.loads(merged.stdout)
+    assert result["out"] == str((home / "models" / "soup").resolve()) and result["weights"] == [0.75, 0.25]
+    a, b, soup = load_state(variants["a"]), load_state(variants["b"]), load_state(home / "models" / "soup")
+    for name, tensor in soup.items():
+        torch.testing.assert_close(tensor, 0.75 * a[name] + 0.25 * b[name], atol=1e-6, rtol=1e-5)
+
+    checkpoints = [str(fine_tunes[k]) for k in ("base", "ft1", "ft2")]
+    averaged = _cli(
+        home,
+        "average",
+        "--checkpoints",
+        *checkpoints,
+        "--mode",
+        "ema",
+        "--decay",
+        "0.5",
+        "--shard-size",
+        "1MB",
+        "--out",
+        "ema",
+        "--json",
+    )
+    assert averaged.returncode == 0, averaged.stderr
+    result = json.loads(averaged.stdout)
+    assert result["out"] == str((home / "models" / "ema").resolve()) and result["shards"] > 1
+    assert torch.isfinite(logits(home / "models" / "ema")).all()
+
+    again = _cli(home, "average", "--checkpoints", *checkpoints, "--out", "ema", "--json")
+    assert again.returncode == 2 and "already exists and is not empty" in again.stderr
+    replaced = _cli(home, "average", "--checkpoints", *checkpoints, "--out", "ema", "--overwrite", "--json")
+    assert replaced.returncode == 0, replaced.stderr
+
+
+def test_refusals_exit_2_with_the_reason(tmp_path, demo_model_dir, misfits):
+    out = _cli(
+        tmp_path,
+        "merge",
+        "--method",
+        "ties",
+        "--models",
+        str(demo_model_dir),
+        str(misfits["wider"]),
+        "--base",
+        str(demo_model_dir),
+        "--out",
+        "x",
+        "--json",
+    )
+    assert out.returncode == 2 and "different shape for model.layers.0.mlp" in out.stderr
+    out = _cli(
+        tmp_path,
+        "merge",
+        "--method",
+        "linear",
+        "--models",
+        str(demo_model_dir),
+        str(misfits["llama"]),
+        "--out",
+        "/tmp/elsewhere",
+        "--json",
+    )
+    assert out.returncode == 2 and "different architecture" in out.stderr
