@@ -248,6 +248,10 @@ if result["fits"]:
     if st.button(t("configurator.apply"), type="primary", key="cfg_apply", help=t("configurator.apply.help")):
         st.session_state["job_prefill"] = dict(result["job_prefill"])
         go_to("jobs.py")
+elif result["mode"] == "predict":
+    st.error(
+        t("configurator.predict_does_not_fit", peak=result["peak_gib_per_gpu"], usable=result["usable_gib_per_gpu"])
+    )
 else:
     st.error(t("configurator.nothing_fits"))
     for item in result["suggestions"]:

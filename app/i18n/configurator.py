@@ -229,6 +229,11 @@ STRINGS = {
         "zh": "没有任何配置能放下（任何 micro batch 都会 OOM）。以下改动可以放下：",
         "en": "No configuration fits (any micro batch would run out of memory). These changes would fit:",
     },
+    "configurator.predict_does_not_fit": {
+        "zh": "这个配置放不下：峰值 {peak} GiB 超过 GPU 的 {usable} GiB。切换到“推荐配置”可查看能放下的设置。",
+        "en": "This configuration does not fit: the peak of {peak} GiB exceeds the GPU's {usable} GiB. Switch to "
+        "“Recommend a configuration” to see settings that fit.",
+    },
     "configurator.suggest.more_gpus": {
         "zh": "更多 GPU：每节点 {gpus_per_node} 张 × {nodes} 个节点（峰值 {peak_gib_per_gpu} GiB/GPU）",
         "en": "More GPUs: {gpus_per_node} per node × {nodes} node(s) (peak {peak_gib_per_gpu} GiB per GPU)",

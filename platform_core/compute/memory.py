@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from platform_core.compute.architectures import Architecture
@@ -526,8 +526,3 @@ def estimate_memory(arch: Architecture, gpu: GPU, plan: Plan) -> MemoryEstimate:
             notes.append("verl_offload_rollout_only")
     trainable = arch.lora_params(plan.lora_rank) if plan.lora_rank else arch.total_params
     return MemoryEstimate(phases, gpu.memory_bytes, states, trainable, notes)
-
-
-def with_changes(plan: Plan, **changes: Any) -> Plan:
-    """A copy of `plan` with some fields changed."""
-    return replace(plan, **changes)

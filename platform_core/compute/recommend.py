@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from platform_core.compute.architectures import Architecture, get_architecture
 from platform_core.compute.gpus import GPU, GPUS, get_gpu
 from platform_core.compute.memory import (
-    GiB,
     MemoryEstimate,
     Plan,
     critic_phase,

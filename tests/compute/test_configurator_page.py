@@ -68,3 +68,11 @@ def test_bad_local_directory_shows_an_error(platform, tmp_path):
     at = _page()
     at.text_input(key="cfg_model_dir").set_value(str(tmp_path / "missing")).run()
     assert not at.exception and "no such model directory" in at.error[0].value
+
+
+def test_predicted_configuration_that_does_not_fit(platform):
+    at = _page()
+    at.segmented_control(key="cfg_mode").set_value("predict").run()
+    at.selectbox(key="cfg_strategy").set_value("ddp").run()
+    assert not at.exception
+    assert "does not fit" in at.error[0].value and not at.button
