@@ -149,4 +149,6 @@ def metrics_payload(store: MetricsStore, include_other: bool = True) -> dict:
 
 
 def _pairs(steps, values) -> list[list]:
-    return [[int(s), float(v) if math.isfinite(v) else None] for s, v in zip(steps.tolist(), values.tolist())]
+    return [
+        [int(s), float(v) if math.isfinite(v) else None] for s, v in zip(steps.tolist(), values.tolist(), strict=True)
+    ]

@@ -14,7 +14,11 @@ import math
 import re
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-PROCESS_PREFIX = re.compile(r"^\s*(?:\((?:[\w.:-]+) pid=\d+(?:, ip=[^)]*)?\)|\[rank\d+\]:)\s?")
+# Prefixes added by Ray to actor / system output and by torchrun (`[rankN]:`, `--tee`'s `[defaultN]:`) to each line.
+PROCESS_PREFIX = re.compile(
+    r"^\s*(\((?:[\w.:-]+ )?pid=\d+(?:, ip=[^)]*)?\)|\((?:raylet|gcs_server|autoscaler|monitor|dashboard)[^)]*\)"
+    r"|\[rank\d+\]:|\[default\d+\]:)\s?"
+)
 STEP = re.compile(r"(?<![\w/])step:(\d+) - (.+)$")
 NUMPY_WRAPPED = re.compile(r"^np\.\w+\((.*)\)$")
 SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "True": 1.0, "False": 0.0}

@@ -64,6 +64,7 @@ class LocalFiles:
             return []
 
     def join(self, *parts: str) -> str:
+        """Join path parts the local way."""
         return os.path.join(*parts)
 
     def local_path(self, path: str) -> str:
@@ -90,19 +91,23 @@ class CallableFiles:
         self._takes_limit = _accepts_limit(read_from)
 
     def stat(self, path: str) -> FileStat | None:
+        """Return the size (no inode or mtime through these callables), or None when missing."""
         size = self._size(path)
         return None if size is None else FileStat(int(size))
 
     def read(self, path: str, offset: int, limit: int | None = None) -> bytes:
+        """Return up to `limit` bytes from `offset`."""
         if self._takes_limit:
             return self._read_from(path, offset, limit)
         data = self._read_from(path, offset)
         return data[:limit] if limit else data
 
     def listdir(self, path: str) -> list[str]:
+        """Return the names in a directory ([] without a listdir callable)."""
         return self._listdir(path) if self._listdir else []
 
     def join(self, *parts: str) -> str:
+        """Join path parts the POSIX way (remote servers)."""
         return posixpath.join(*parts)
 
 

@@ -58,9 +58,11 @@ class GradNormStore:
         return True
 
     def add_lines(self, lines, attempt: int = 0) -> int:
+        """Add gradnorms lines; return how many were records."""
         return sum(self.add_line(line, attempt) for line in lines)
 
     def steps(self) -> list[int]:
+        """Return the recorded steps in order."""
         return sorted(self.records)
 
     def has_modules(self) -> bool:
@@ -68,6 +70,7 @@ class GradNormStore:
         return any(SUBMODULE.match(name) for layers, _n, _a in self.records.values() for name in layers)
 
     def clear(self) -> None:
+        """Forget every record (the file was truncated or replaced)."""
         self.__init__()
 
 
@@ -101,11 +104,11 @@ def gradnorm_arrays(
     matrix = np.full((len(names), len(steps)), np.nan)
     for column, (layers, norms, _attempt) in enumerate(rows):
         if view == "module":
-            for name, value in zip(layers, norms):
+            for name, value in zip(layers, norms, strict=True):
                 matrix[index[name], column] = value
             continue
         squares: dict[str, float] = {}
-        for name, value in zip(layers, norms):
+        for name, value in zip(layers, norms, strict=True):
             parent = parent_layer(name)
             squares[parent] = squares.get(parent, 0.0) + value * value
         for parent, total in squares.items():

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from platform_core.errors import InvalidInput
-from platform_core.monitor.console import STEP, strip_ansi
+from platform_core.monitor.console import PROCESS_PREFIX, STEP, strip_ansi
 from platform_core.monitor.files import FileAccess
 from platform_core.monitor.reader import IncrementalReader, PollResult
 
@@ -42,11 +42,6 @@ _LEVEL_WORD = {
 _GLOG_LETTER = {"D": "DEBUG", "I": "INFO", "W": "WARNING", "E": "ERROR", "F": "ERROR"}
 _WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL"
 
-# Prefixes added by Ray to actor/worker output and by torchrun to each rank's lines; they key per-process state.
-PREFIX = re.compile(
-    r"^\s*(\((?:[\w.:-]+ )?pid=\d+(?:, ip=[^)]*)?\)|\((?:raylet|gcs_server|autoscaler|monitor|dashboard)[^)]*\)"
-    r"|\[rank\d+\]:|\[default\d+\]:)\s?"
-)
 RAY_REPEATED = re.compile(r"\s*\[repeated \d+x across cluster\]\s*$")
 
 _LEVEL_PATTERNS: tuple[tuple[re.Pattern[str], int | None], ...] = (
@@ -85,7 +80,7 @@ def split_prefix(text: str) -> tuple[str, str]:
     """Return (process prefix, rest) for a line without ANSI codes: ('(TaskRunner pid=7)', 'step:1 - ...')."""
     prefix = ""
     while True:
-        match = PREFIX.match(text)
+        match = PROCESS_PREFIX.match(text)
         if not match:
             return prefix, text
         prefix += match.group(1)
@@ -130,7 +125,14 @@ class LevelClassifier:
         self._blocks: dict[str, tuple[str, str]] = {}  # prefix -> (state, level)
 
     def reset(self) -> None:
+        """Forget open blocks (the log restarted)."""
         self._blocks.clear()
+
+    @staticmethod
+    def _after_exception(body: str) -> str:
+        if CHILD_FAILED in body:
+            return "child_failed"  # torchrun's report follows, framed by ==== lines
+        return "nested" if "RayTaskError" in body or "ray::" in body else "exception"
 
     def classify(self, raw: str) -> str:
         """Return DEBUG / INFO / WARNING / ERROR for the next line of the log."""
@@ -144,25 +146,24 @@ class LevelClassifier:
         if state == "traceback":
             if not stripped or body[:1].isspace():
                 return "ERROR"
-            self._blocks[prefix] = ("nested" if "RayTaskError" in body or "ray::" in body else "exception", "ERROR")
+            self._blocks[prefix] = (self._after_exception(body), "ERROR")
             return "ERROR"
         if state == "nested":
             if not stripped or body[:1].isspace():
                 return "ERROR"
-            self._blocks[prefix] = ("exception", "ERROR")
+            self._blocks[prefix] = (self._after_exception(body), "ERROR")
             return "ERROR"
         if state == "exception":
             if not stripped or body[:1].isspace() or stripped.startswith(CHAINED):
                 return "ERROR"
             self._blocks.pop(prefix, None)
-        if state == "child_failed":
+        if state in ("child_failed", "child_failed_body"):
             if stripped.startswith("====="):
-                self._blocks[prefix] = ("child_failed_end", "ERROR")
+                if state == "child_failed":
+                    self._blocks[prefix] = ("child_failed_body", "ERROR")
+                else:
+                    self._blocks.pop(prefix, None)
             return "ERROR"
-        if state == "child_failed_end":
-            self._blocks.pop(prefix, None)
-            if stripped.startswith("====="):
-                return "ERROR"
         if state == "warning":
             self._blocks.pop(prefix, None)
             if body[:1].isspace() and stripped:
@@ -217,6 +218,39 @@ def search_lines(
         if spans:
             hits.append((i, spans))
     return hits
+
+
+def search_file(
+    access: FileAccess,
+    path: str,
+    query: str,
+    regex: bool = False,
+    case_sensitive: bool = False,
+    max_hits: int = 1000,
+    chunk: int = 8 * 1024 * 1024,
+) -> list[tuple[int, str, list[tuple[int, int]]]]:
+    """Scan a whole log, however large, in chunks; return (line number from 1, text, spans) of the first matches."""
+    pattern = compile_query(query, regex, case_sensitive)
+    if pattern is None:
+        return []
+    reader = IncrementalReader(access, path, max_chunk=chunk, detect_replacement=False)
+    hits: list[tuple[int, str, list[tuple[int, int]]]] = []
+    number = 0
+    while True:
+        result = reader.poll()
+        lines = result.lines
+        if not result.more and reader.remainder:
+            lines = [*lines, reader.remainder.decode("utf-8", errors="replace")]
+        for line in lines:
+            number += 1
+            text = display_text(line)
+            spans = match_spans(text, pattern)
+            if spans:
+                hits.append((number, text, spans))
+                if len(hits) >= max_hits:
+                    return hits
+        if not result.more:
+            return hits
 
 
 def highlight_html(text: str, spans: list[tuple[int, int]]) -> str:
@@ -449,7 +483,7 @@ def _tracebacks(texts: list[tuple[str, str]]) -> list[_Block]:
             if stripped.startswith(CHAINED):
                 block.lines.append(body)
                 open_blocks[prefix] = (block, "chain")
-            elif not stripped and state == "chain":
+            elif not stripped:
                 block.lines.append(body)
             elif indented and stripped and state == "exception":
                 block.lines.append(body)
@@ -516,9 +550,9 @@ def find_first_error(lines: list[str]) -> ErrorReport | None:
         wrappers = [line for line in chosen.exceptions[:-1] if "RayTaskError" in line]
         kind = "out_of_memory" if OOM.search(summary) else "traceback"
         extra = [line for line in oom_lines + kill_lines if line != summary][-3:]
-        return ErrorReport(
-            kind, summary, chosen.lines, chosen.start, _exception_name(summary), wrappers + extra + context
-        )
+        summaries = list(dict.fromkeys(wrappers + extra))
+        related = summaries + context
+        return ErrorReport(kind, summary, chosen.lines, chosen.start, _exception_name(summary), related)
     if oom_lines:
         index = max(i for i, (_p, body) in enumerate(texts) if OOM.search(body))
         return ErrorReport("out_of_memory", oom_lines[-1], [oom_lines[-1]], index, None, kill_lines + context)

@@ -83,7 +83,8 @@ class MetricsStore:
     def add_record(self, step: int, data: dict[str, Any], attempt: int = 0, arrived: float | None = None) -> None:
         """Add the values of one logged step; `arrived` (wall time) is recorded for a step seen live."""
         for name, raw in data.items():
-            value = _number(raw)
+            kind = type(raw)
+            value = float(raw) if kind is float or kind is int else _number(raw)
             if value is None:
                 continue
             series = self._series.get(name)
@@ -129,6 +130,7 @@ class MetricsStore:
         return sorted(self._series)
 
     def has(self, name: str) -> bool:
+        """Return True when the metric was logged at least once."""
         return name in self._series
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +146,7 @@ class MetricsStore:
         return series.values[-1] if series is not None and len(series) else None
 
     def point_count(self, name: str) -> int:
+        """Return the number of steps at which the metric was logged."""
         series = self._series.get(name)
         return len(series) if series is not None else 0
 

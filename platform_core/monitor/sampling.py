@@ -67,7 +67,7 @@ def parse_nvidia_smi_csv(text: str) -> list[dict]:
         if index is None:
             continue
         values = [_number(cell) for cell in row[2:]]
-        gpus.append(dict(zip(SAMPLE_KEYS, [int(index), row[1].strip(), *values])))
+        gpus.append(dict(zip(SAMPLE_KEYS, [int(index), row[1].strip(), *values], strict=True)))
     return gpus
 
 
@@ -305,6 +305,7 @@ def run_sampler(path: str, pids, interval: float = 5.0, gpu_indices=None, max_sa
 
 
 def main(argv=None) -> int:
+    """Command line: append samples of the given processes to a file until they end (or print one with --once)."""
     parser = argparse.ArgumentParser(description="Append GPU/CPU/RAM samples of a job to a JSONL file.")
     parser.add_argument("--out", required=True, help="the system.jsonl file to append to")
     parser.add_argument("--pid", type=int, action="append", required=True, help="a process of the job (repeatable)")
