@@ -86,7 +86,7 @@ def _weighted_sum(infos: list[TensorInfo], weights: list[float], name: str):
     acc_dtype = torch.float64 if any(i.dtype == "F64" for i in infos) else torch.float32
     acc = None
     out_dtype = None
-    for info, weight in zip(infos, weights):
+    for info, weight in zip(infos, weights, strict=True):
         tensor = _read(info, name)
         if acc is None:
             acc = tensor.to(acc_dtype) * weight
@@ -117,7 +117,7 @@ def average_checkpoints(
         raise InvalidInput(f"weights: {len(weights)} given for {len(inputs)} checkpoints")
     indexes = [tensor_index(p) for p in inputs]
     newest = indexes[-1]
-    for path, index in zip(inputs, indexes):
+    for path, index in zip(inputs, indexes, strict=True):
         if set(index) != set(newest):
             missing = sorted(set(newest) - set(index)) or sorted(set(index) - set(newest))
             raise InvalidInput(f"checkpoints: {path} and {inputs[-1]} hold different tensors (e.g. {missing[0]})")
@@ -137,7 +137,7 @@ def average_checkpoints(
 
     for position, name in enumerate(newest):
         infos = [index[name] for index in indexes]
-        for path, info in zip(inputs, infos):
+        for path, info in zip(inputs, infos, strict=True):
             if info.shape != infos[-1].shape:
                 raise InvalidInput(
                     f"checkpoints: {name} has shape {list(infos[-1].shape)} in {inputs[-1]} but "
@@ -147,7 +147,7 @@ def average_checkpoints(
             result = _weighted_sum(infos, weights, name)
         else:
             result = _read(infos[0], name)
-            for path, info in zip(inputs[1:], infos[1:]):
+            for path, info in zip(inputs[1:], infos[1:], strict=True):
                 other = _read(info, name)
                 if other.dtype != result.dtype or not torch.equal(other, result):
                     raise InvalidInput(
@@ -252,7 +252,7 @@ def average_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
         params.get("shard_bytes", DEFAULT_SHARD_BYTES),
     )
     out = Path(plan["out"])
-    for path, weight in zip(plan["checkpoints"], plan["weights"]):
+    for path, weight in zip(plan["checkpoints"], plan["weights"], strict=True):
         ctx.log(f"{weight:.4f}  {path}")
     for note in plan["notes"]:
         ctx.log(f"note: {note}")

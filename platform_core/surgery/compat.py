@@ -259,7 +259,6 @@ def resolve_model_dir(platform: Platform, ref: str | int | os.PathLike, field: s
     weights (saved by the trainer or converted earlier); an unconverted one or a LoRA adapter is refused with
     what to do instead.
     """
-    from platform_core.models import get_model
     from platform_core.surgery.convert import converted_form, find_verl_checkpoint
 
     text = os.fspath(ref).strip() if not isinstance(ref, int) else str(ref)
@@ -275,7 +274,6 @@ def resolve_model_dir(platform: Platform, ref: str | int | os.PathLike, field: s
             platform.store.get("models", int(text)) if text.isdigit() else None
         )
         if row is not None:
-            row = get_model(platform, row["id"])
             if row["location"] != "local":
                 raise InvalidInput(f"{field}: model {row['name']} is on {row['location']}, not on this machine")
             path = Path(row["path"])

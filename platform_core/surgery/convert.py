@@ -123,7 +123,7 @@ def _stream(argv: list[str], log: Callable[[str], None], env: dict[str, str]) ->
     pending = b""
     try:
         while True:
-            chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+            chunk = proc.stdout.read1(65536)
             if not chunk:
                 break
             pending += chunk
@@ -268,7 +268,7 @@ def read_metrics_jsonl(paths: list[Path | str]) -> dict[int, dict[str, float]]:
     merged: dict[int, dict[str, float]] = {}
     for path in paths:
         with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+            for line in handle:
                 if not line.strip():
                     continue
                 try:

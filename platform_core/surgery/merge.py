@@ -107,12 +107,12 @@ def build_config(
         config["models"] = [{"model": m} for m in models]
         config["parameters"] = {"t": t}
     elif method == "linear":
-        config["models"] = [{"model": m, "parameters": {"weight": w}} for m, w in zip(models, weights)]
+        config["models"] = [{"model": m, "parameters": {"weight": w}} for m, w in zip(models, weights, strict=True)]
         config["parameters"] = {"normalize": True}
     else:
         config["base_model"] = base
         config["models"] = [
-            {"model": m, "parameters": {"weight": w, "density": density}} for m, w in zip(models, weights)
+            {"model": m, "parameters": {"weight": w, "density": density}} for m, w in zip(models, weights, strict=True)
         ]
     if dtype:
         config["dtype"] = dtype
@@ -148,6 +148,9 @@ def plan_merge(
     if repeated:
         raise InvalidInput(f"models: {repeated[0]} is listed more than once")
     notes: list[str] = []
+    if base and method not in NEEDS_BASE:
+        notes.append(f"{method} uses no separate base model; the base given ({base}) is ignored")
+        base = None
     base_dir: Path | None = None
     given_weights = list(weights) if weights else None
     if method == "slerp":
@@ -332,7 +335,7 @@ def merge_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
     plan = plan_merge(ctx.platform, **params)
     out = Path(plan["out"])
     ctx.log(f"method {plan['method']}; base {plan['base'] or '-'}")
-    for path, weight in zip(plan["models"], plan["weights"] or [None] * len(plan["models"])):
+    for path, weight in zip(plan["models"], plan["weights"] or [None] * len(plan["models"]), strict=True):
         ctx.log(f"model {path}" + (f" weight {weight:.4f}" if weight is not None else ""))
     for note in plan["notes"]:
         ctx.log(f"note: {note}")

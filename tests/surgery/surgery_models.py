@@ -117,6 +117,9 @@ def write_sft_parquet(path: Path, rows: int, seed: int) -> Path:
 def run_verl_sft(model_dir: Path, work: Path, steps: int = 3, save_freq: int = 2, lora_rank: int = 0) -> Path:
     """Run verl's real SFT trainer on CPU (torchrun, 1 rank, FSDP2) and return its checkpoint root.
 
+    The CPU platform comes from the platform's own verl plugin (platform_core/plugins/verl_plugin.py, part (a)),
+    loaded through VERL_USE_EXTERNAL_MODULES as verl.md section 6 describes.
+
     Checkpoints at every `save_freq` steps and the last, with `hf_model` in save_contents so each
     global_step_N/huggingface/ also holds the full trained weights as verl saves them; val/loss is logged at
     the checkpoint steps; metrics go to <work>/metrics.jsonl. `lora_rank` > 0 trains a LoRA adapter instead.
@@ -128,10 +131,11 @@ def run_verl_sft(model_dir: Path, work: Path, steps: int = 3, save_freq: int = 2
     train = write_sft_parquet(work / "data" / "train.parquet", 48, seed=1)
     val = write_sft_parquet(work / "data" / "val.parquet", 8, seed=2)
     checkpoints = work / "ckpt"
+    plugin_dir = Path(__file__).resolve().parents[2] / "platform_core" / "plugins"  # the platform's verl plugin
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]),
-        "VERL_USE_EXTERNAL_MODULES": "verl_cpu_platform",
+        "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
+        "VERL_USE_EXTERNAL_MODULES": "verl_plugin",
         "VERL_PLATFORM": "cpu",
         "VERL_ENGINE_DEVICE": "cuda",  # EngineRegistry registers the FSDP engine for cuda/npu only
         "VERL_FILE_LOGGER_PATH": str(work / "metrics.jsonl"),

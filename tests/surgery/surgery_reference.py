@@ -29,7 +29,7 @@ def slerp(t: float, a: torch.Tensor, b: torch.Tensor, threshold: float = 0.9995)
 def linear(tensors: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
     """The weighted mean sum_i w_i x_i / sum_i w_i."""
     total = sum(weights)
-    out = sum(w * x.double() for w, x in zip(weights, tensors)) / total
+    out = sum(w * x.double() for w, x in zip(weights, tensors, strict=True)) / total
     return out.to(tensors[0].dtype)
 
 
@@ -43,11 +43,11 @@ def ties(base: torch.Tensor, models: list[torch.Tensor], weights: list[float], d
         top = delta.abs().topk(keep).indices
         kept[top] = delta[top]
         trimmed.append(kept)
-    weighted = [w * d for w, d in zip(weights, trimmed)]
+    weighted = [w * d for w, d in zip(weights, trimmed, strict=True)]
     elected = torch.where(sum(weighted) >= 0, 1.0, -1.0).double()
     numerator = torch.zeros_like(elected)
     denominator = torch.zeros_like(elected)
-    for w, d in zip(weights, weighted):
+    for w, d in zip(weights, weighted, strict=True):
         agrees = (torch.sign(d) == elected).double()
         numerator += d * agrees
         denominator += w * agrees

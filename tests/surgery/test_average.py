@@ -68,7 +68,7 @@ def test_ema_average_weighs_the_newest_most(platform, fine_tunes):
     averaged = load_state(Path(plan["out"]))
     states = [load_state(c) for c in checkpoints]
     for name, tensor in averaged.items():
-        expected = sum(w * s[name].double() for w, s in zip(plan["weights"], states)).float()
+        expected = sum(w * s[name].double() for w, s in zip(plan["weights"], states, strict=True)).float()
         torch.testing.assert_close(tensor, expected, atol=1e-6, rtol=1e-5, msg=name)
 
 

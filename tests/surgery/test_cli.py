@@ -101,3 +101,30 @@ def test_refusals_exit_2_with_the_reason(tmp_path, demo_model_dir, misfits):
         "--json",
     )
     assert out.returncode == 2 and "different architecture" in out.stderr
+
+
+def test_select_convert_and_export_a_real_checkpoint(tmp_path, verl_run):
+    import shutil
+
+    home = tmp_path / "ws"
+    root, metrics = verl_run["root"], verl_run["metrics"]
+    selected = _cli(
+        home, "select", "--dir", str(root), "--metrics", str(metrics), "--strategy", "lowest_val_loss", "--json"
+    )
+    assert selected.returncode == 0, selected.stderr
+    pick = json.loads(selected.stdout)
+    losses = {p["step"]: p["value"] for p in pick["series"]["points"]}
+    assert pick["chosen"]["step"] == min(losses, key=losses.get) and "lowest val/loss" in pick["reason"]
+
+    checkpoint = tmp_path / "global_step_3"
+    shutil.copytree(root / "global_step_3", checkpoint)
+    (checkpoint / "huggingface" / "model.safetensors").unlink()  # as verl's default save_contents leaves it
+    converted = _cli(home, "convert", "--checkpoint", str(checkpoint), "--json")
+    assert converted.returncode == 0, converted.stderr
+    out = json.loads(converted.stdout)["out"]
+    assert out.startswith(str((home / "cache" / "surgery" / "converted").resolve()))
+    exported = _cli(home, "export", "--source", str(checkpoint), "--name", "sft-best", "--json")
+    assert exported.returncode == 0, exported.stderr
+    result = json.loads(exported.stdout)
+    assert result["out"] == str((home / "models" / "sft-best").resolve()) and result["source"] == out
+    assert torch.isfinite(logits(home / "models" / "sft-best")).all()
