@@ -98,9 +98,10 @@ class SSHServer:
             config = self.lab / "sshd_config"
             config.write_text(
                 f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {self.host_key}\nPidFile {self.lab}/sshd.pid\n"
-                "AuthorizedKeysFile .ssh/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication yes\n"
-                "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin no\n"
-                f"AllowUsers {self.user}\nStrictModes yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n"
+                f"AuthorizedKeysFile .ssh/authorized_keys {self.lab}/authorized_keys_%u\n"
+                "PubkeyAuthentication yes\nPasswordAuthentication yes\n"
+                "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+                f"AllowUsers {self.user} root\nStrictModes yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n"
                 "MaxStartups 100\nMaxSessions 50\n"
             )
             subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(config)], check=True)
@@ -174,3 +175,57 @@ def ssh_profile(platform, sshd):
     )
     trust_host_key(platform, "lab", sshd.host_key_line())
     return "lab"
+
+
+@pytest.fixture(scope="session")
+def demo_workspace_template(tmp_path_factory) -> Path:
+    """A workspace with the demo kit built once (model, datasets, reward model, specs); copy it, never modify it."""
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("demo-template") / "ws"
+    env = {**os.environ, "PLATFORM_HOME": str(home)}
+    env.pop("PLATFORM_SECRET_KEY", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "platform_core", "demo", "init", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return home
+
+
+@pytest.fixture
+def demo_platform(tmp_path, monkeypatch, demo_workspace_template):
+    """A Platform on a fresh copy of the demo workspace (paths inside the store are rewritten to the copy)."""
+    from platform_core.context import get_platform, reset_platforms
+
+    home = tmp_path / "ws"
+    shutil.copytree(demo_workspace_template, home, symlinks=True)
+    monkeypatch.setenv("PLATFORM_HOME", str(home))
+    monkeypatch.delenv("PLATFORM_SECRET_KEY", raising=False)
+    reset_platforms()
+    platform = get_platform(home)
+    old, new = str(demo_workspace_template), str(home)
+    with platform.store.transaction() as conn:
+        conn.execute("UPDATE models SET path = replace(path, ?, ?)", (old, new))
+        conn.execute("UPDATE datasets SET path = replace(path, ?, ?)", (old, new))
+    for spec in (home / "demo" / "specs").glob("*.yaml"):
+        spec.write_text(spec.read_text().replace(old, new))
+    yield platform
+    _stop_leftover_jobs(platform)
+    reset_platforms()
+
+
+def _stop_leftover_jobs(platform) -> None:
+    """Tests must not leave trainers running (CPU for the next tests)."""
+    from platform_core.jobs.service import ACTIVE_STATES, stop_job
+
+    for job in platform.store.find("jobs"):
+        if job["state"] in ACTIVE_STATES:
+            try:
+                stop_job(platform, job["id"])
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     task = subparsers.add_parser("task", help="long-running actions (merges, evals, server preparation, ...)")
     task_sub = task.add_subparsers(dest="task_command", required=True)
-    texec = task_sub.add_parser("exec", help=argparse.SUPPRESS)
+    texec = task_sub.add_parser("exec", help="(internal) run a task in this process")
     texec.add_argument("task_id", type=int)
     texec.set_defaults(handler=cmd_task_exec)
     tlist = task_sub.add_parser("list")

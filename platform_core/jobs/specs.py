@@ -131,8 +131,10 @@ class JobSpec(BaseModel):
             key = value.split("=", 1)[0].lstrip("+~")
             if "=" not in value or not key.replace(".", "").replace("_", "").isalnum():
                 raise ValueError(f"override {value!r} must look like key.path=value")
-            if any(ch in value for ch in "\n\r\0`$;|&"):
-                raise ValueError(f"override {value!r} contains characters that are not allowed")
+            if any(ch in value for ch in "\n\r\0`$;|&<>") or "../" in value or value.endswith(".."):
+                raise ValueError(
+                    f"override {value!r} contains characters that are not allowed (shell metacharacters or '..')"
+                )
         return values
 
     @property

@@ -14,6 +14,7 @@ import warnings
 from platform_core.errors import InvalidInput
 
 _lock = threading.Lock()  # Hydra's global state is not thread-safe (Streamlit runs sessions in threads)
+VLLM_MAX_LORA_RANK = 512  # vllm.config.lora.MaxLoRARanks' largest value (verl's fallback list agrees)
 NUMERIC_KEYS = {
     "sft_trainer_engine": ("optim.lr", "optim.lr_warmup_steps_ratio"),
     "ppo_trainer": ("actor_rollout_ref.actor.optim.lr", "actor_rollout_ref.rollout.gpu_memory_utilization"),
@@ -24,6 +25,12 @@ def _config_dir() -> str:
     import verl
 
     return os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+
+
+def _vllm_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
 
 
 def compose_verl(config_name: str, overrides: list[str]):
@@ -72,15 +79,36 @@ def validate_verl_overrides(config_name: str, overrides: list[str]) -> None:
             try:
                 omega_conf_to_dataclass(cfg[key])
             except Exception as exc:  # noqa: BLE001 - verl's dataclasses raise assorted errors on bad values
-                raise InvalidInput(f"verl rejects the configuration: {key}: {exc}") from exc
+                raise InvalidInput(f"verl rejects the configuration: {key}: {_reason(exc)}") from exc
         return
+    from omegaconf import OmegaConf, open_dict
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    lora_rank = OmegaConf.select(cfg, "actor_rollout_ref.model.lora_rank") or 0
+    if lora_rank > 0 and not _vllm_installed():
+        # verl's last check asks vLLM for its LoRA rank limit, which needs vLLM installed (it is, on the GPU
+        # server; not on a manager node): check the documented limit here and let verl check the rest.
+        if lora_rank > VLLM_MAX_LORA_RANK:
+            raise InvalidInput(
+                f"verl rejects the configuration: lora_rank must be <= {VLLM_MAX_LORA_RANK} for the "
+                f"vLLM rollout, got {lora_rank}"
+            )
+        with open_dict(cfg):
+            cfg.actor_rollout_ref.model.lora_rank = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     except Exception as exc:  # noqa: BLE001 - asserts, ValueErrors and Hydra-wrapped dataclass errors alike
-        detail = str(exc).strip().splitlines()
-        raise InvalidInput(f"verl rejects the configuration: {detail[-1] if detail else type(exc).__name__}") from exc
+        raise InvalidInput(f"verl rejects the configuration: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost error's message, with the config section Hydra names (`full_key: ...`) when there is one."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    where = next((line.split(":", 1)[1].strip() for line in str(exc).splitlines() if line.startswith("full_key:")), "")
+    message = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+    return f"{message} (in {where})" if where else message

@@ -1,0 +1,707 @@
+"""The job service: create, preview, start, stop, pause, resume, refresh, list, clone and export training jobs.
+
+A job is a validated spec plus a target (local, ssh:<connection>, ray); each start or resume is an attempt (a
+row in `runs`) with its own directory, log and metrics file. Nothing here waits for training: the supervisor
+writes files next to the run and `refresh_job` reads them back into the store whenever someone looks.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import Any
+
+import yaml
+
+from platform_core import settings
+from platform_core.context import Platform
+from platform_core.errors import InvalidInput, NotFound, PlatformError, RemoteError
+from platform_core.jobs.engines import RunContext, RunPlan, build_plan, choose_engine, data_format_for
+from platform_core.jobs.layout import JobPaths, job_dir_name
+from platform_core.jobs.specs import JobSpec, PPOSpec, parse_spec
+from platform_core.runners.base import Runner
+
+ACTIVE_STATES = ("starting", "running", "pausing", "stopping")
+FINAL_STATES = ("completed", "failed", "stopped", "paused")
+RESUMABLE_STATES = ("paused", "stopped", "failed")
+DATASET_TYPES = {"sft": ("sft",), "dpo": ("dpo",), "grpo": ("grpo", "ppo"), "ppo": ("ppo", "grpo")}
+
+
+# -- runners ---------------------------------------------------------------------------------------------------------
+def runner_for(platform: Platform, target: str) -> Runner:
+    """The runner for a target: "local", "ssh:<connection>" or "ray"."""
+    if target == "local":
+        from platform_core.runners.local import LocalRunner
+
+        return LocalRunner(platform)
+    if target.startswith("ssh:"):
+        from platform_core.runners.ssh_runner import SSHRunner
+
+        return SSHRunner(platform, target[4:])
+    if target == "ray":
+        from platform_core.runners.ray_runner import RayRunner
+
+        return RayRunner(platform, settings.get(platform, "ray_address"))
+    raise InvalidInput(f"target: {target!r} is not local, ray or ssh:<connection>")
+
+
+# -- references ------------------------------------------------------------------------------------------------------
+def resolve_model(platform: Platform, ref: str, location: str) -> dict[str, Any]:
+    """A registered model by id, name or path (a local directory path is registered on the fly)."""
+    from platform_core.models import get_model, register_model
+
+    try:
+        return get_model(platform, ref)
+    except NotFound:
+        if location == "local" or not str(ref).startswith(("/", "~")):
+            from pathlib import Path
+
+            if (Path(ref).expanduser() / "config.json").is_file():
+                return get_model(platform, register_model(platform, Path(ref).expanduser(), source="user"))
+            raise
+        raise NotFound(
+            f"model {ref!r} is not registered for {location}: list the server's models in Settings"
+        ) from None
+
+
+def resolve_dataset(platform: Platform, ref: str | int, algorithm: str, field: str = "dataset") -> dict[str, Any]:
+    """A registered dataset usable for an algorithm, or InvalidInput naming why not."""
+    from platform_core.datasets.service import get_dataset
+
+    record = get_dataset(platform, ref)
+    if record["type"] not in DATASET_TYPES[algorithm]:
+        raise InvalidInput(
+            f"{field}: {record['name']!r} is a {record['type'].upper()} dataset; "
+            f"{algorithm.upper()} needs {' or '.join(t.upper() for t in DATASET_TYPES[algorithm])}"
+        )
+    return record
+
+
+def job_spec(job: dict[str, Any]) -> JobSpec:
+    """The validated spec of a stored job."""
+    return parse_spec(job["spec"]["fields"], f"job #{job['id']}")
+
+
+# -- preview ---------------------------------------------------------------------------------------------------------
+def _target_of(platform: Platform, data: dict[str, Any]) -> str:
+    return data.get("target") or settings.run_target(platform)
+
+
+def _plan_for(
+    platform: Platform,
+    spec: JobSpec,
+    runner: Runner,
+    job_id: int,
+    job_dir: str,
+    attempt: int,
+    model: dict[str, Any],
+    dataset: dict[str, Any],
+    val: dict[str, Any] | None,
+    materialise: bool,
+) -> tuple[str, str, RunPlan, RunContext]:
+    """Choose the engine and build the plan. `materialise` converts/uploads data and checks the model on the target;
+    otherwise paths are those the run would use (for previews and validation)."""
+    gpus = runner.gpu_count()
+    engine, reason = choose_engine(spec, gpus > 0)
+    data_format = data_format_for(engine, spec.algorithm)
+    paths = JobPaths(job_dir)
+    if materialise:
+        kit = runner.ensure_kit()
+        python = runner.python()
+        model_path = runner.model_path(model)
+        train_path, rows = runner.dataset_path(dataset["id"], data_format)
+        val_path = runner.dataset_path(val["id"], data_format)[0] if val else None
+    else:
+        from platform_core.jobs.data import converted_dataset
+
+        kit, python = "<plugin kit>", runner.python() if runner.kind != "ssh" else "<server python>"
+        model_path = model["path"]
+        local_path, rows = converted_dataset(platform, dataset["id"], data_format)
+        train_path = str(local_path) if runner.kind != "ssh" else f"<server>/datasets/{local_path.name}"
+        val_path = str(converted_dataset(platform, val["id"], data_format)[0]) if val else None
+    extra_paths: dict[str, str | None] = {"reward_model_path": None, "critic_model_path": None}
+    if isinstance(spec, PPOSpec):
+        for key, ref in (("reward_model_path", spec.reward_model_path), ("critic_model_path", spec.critic_model)):
+            if ref:
+                record = resolve_model(platform, ref, runner.location)
+                extra_paths[key] = runner.model_path(record) if materialise else record["path"]
+    ctx = RunContext(
+        job_id=job_id,
+        attempt=attempt,
+        job_dir=job_dir,
+        attempt_dir=paths.attempt(attempt),
+        checkpoint_dir=paths.checkpoints,
+        config_dir=paths.config,
+        plugin_dir=kit,
+        python=python,
+        model_path=model_path,
+        train_files=train_path,
+        val_files=val_path,
+        device="cuda" if gpus else "cpu",
+        train_rows=rows,
+        **extra_paths,
+        extra_env={"OMP_NUM_THREADS": "2"} if not gpus else {},
+    )
+    return engine, reason, build_plan(engine, spec, ctx), ctx
+
+
+def preview_job(platform: Platform, data: dict[str, Any], validate: bool = False) -> dict[str, Any]:
+    """What a job would run: engine and why, the exact command, config files, step plan. With `validate`, also
+    compose verl's own config with the overrides (slow the first time); raises InvalidInput on any problem."""
+    spec = parse_spec(data)
+    target = _target_of(platform, data)
+    runner = runner_for(platform, target)
+    try:
+        model = resolve_model(platform, spec.model, runner.location)
+        dataset = resolve_dataset(platform, spec.dataset, spec.algorithm)
+        val = resolve_dataset(platform, spec.val_dataset, spec.algorithm, "val_dataset") if spec.val_dataset else None
+        job_dir = (
+            f"{runner.outputs_root()}/{job_dir_name(0, spec.name)}"
+            if runner.kind != "ssh"
+            else f"<server>/outputs/{job_dir_name(0, spec.name)}"
+        )
+        engine, reason, plan, _ctx = _plan_for(platform, spec, runner, 0, job_dir, 1, model, dataset, val, False)
+        if validate and engine == "verl":
+            _validate_verl(plan, model)
+    finally:
+        runner.close()
+    return {
+        "engine": engine,
+        "engine_reason": reason,
+        "target": target,
+        "command": plan.shell_command(),
+        "argv": plan.argv,
+        "env": plan.env,
+        "overrides": plan.overrides,
+        "files": sorted(plan.files),
+        "total_steps": plan.total_steps,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "data_format": plan.data_format,
+        "model": model["name"],
+        "dataset": dataset["name"],
+        "spec": spec.model_dump(),
+    }
+
+
+def _validate_verl(plan: RunPlan, model: dict[str, Any]) -> None:
+    """verl's validate_config loads the tokenizer of every model path: validate against a local stand-in when the
+    model is only on a server (its presence there is checked at start)."""
+    from pathlib import Path
+
+    from platform_core.jobs.validate import validate_verl_overrides
+
+    overrides = list(plan.overrides)
+    if model["location"] != "local" or not (Path(model["path"]) / "config.json").is_file():
+        stand_in = _validation_stand_in()
+        overrides = [_replace_model_path(o, stand_in) for o in overrides]
+    validate_verl_overrides(plan.config_name, overrides)
+
+
+def _replace_model_path(override: str, stand_in: str) -> str:
+    key, _, _value = override.partition("=")
+    if key.endswith("model.path") or key.endswith("model.model_path"):
+        return f"{key}={stand_in}"
+    return override
+
+
+def _validation_stand_in() -> str:
+    from platform_core.context import get_platform
+    from platform_core.workspace.demo import demo_paths
+
+    path = demo_paths(get_platform().workspace)["model"]
+    if not (path / "config.json").is_file():
+        from platform_core.workspace.demo import build_model
+
+        build_model(path)
+    return str(path)
+
+
+# -- create ----------------------------------------------------------------------------------------------------------
+def create_job(platform: Platform, data: dict[str, Any], start: bool = False, validate: bool = True) -> int:
+    """Validate a spec (including verl's own config checks) and store a pending job; optionally start it."""
+    spec = parse_spec(data)
+    target = _target_of(platform, data)
+    preview = preview_job(platform, {**data, "target": target}, validate=validate)
+    model = resolve_model(platform, spec.model, "local" if target in ("local", "ray") else target[4:])
+    dataset = resolve_dataset(platform, spec.dataset, spec.algorithm)
+    now = time.time()
+    job_id = platform.store.insert(
+        "jobs",
+        {
+            "name": spec.name,
+            "algorithm": spec.algorithm,
+            "engine": preview["engine"],
+            "target": target,
+            "spec": {
+                "fields": {**spec.model_dump(mode="json"), "target": target},
+                "model_id": model["id"],
+                "dataset_id": dataset["id"],
+                "engine_reason": preview["engine_reason"],
+            },
+            "state": "pending",
+            "step": 0,
+            "total_steps": preview["total_steps"],
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    runner = runner_for(platform, target)
+    try:
+        root = runner.outputs_root()
+    except RemoteError:
+        root = "~/verl_jobs/outputs"
+    finally:
+        runner.close()
+    platform.store.update("jobs", job_id, output_dir=f"{root}/{job_dir_name(job_id, spec.name)}")
+    if start:
+        start_job(platform, job_id)
+    return job_id
+
+
+def load_spec_file(path: str) -> dict[str, Any]:
+    """Read a job spec from YAML/JSON, naming the file in any error."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{path}: no such file") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InvalidInput(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: expected a mapping of job fields")
+    return data
+
+
+# -- start / resume --------------------------------------------------------------------------------------------------
+def get_job(platform: Platform, job_id: int) -> dict[str, Any]:
+    return platform.store.require("jobs", int(job_id), "job")
+
+
+def _attempts(platform: Platform, job_id: int) -> list[dict[str, Any]]:
+    return platform.store.find("runs", "job_id = ?", (job_id,), order_by="attempt")
+
+
+def start_job(platform: Platform, job_id: int) -> int:
+    """Launch the first attempt of a pending job; return the run id."""
+    job = get_job(platform, job_id)
+    if job["state"] != "pending":
+        raise InvalidInput(f"job #{job_id} is {job['state']}; only a pending job can be started (resume or clone it)")
+    return _launch_attempt(platform, job, 1)
+
+
+def resume_job(platform: Platform, job_id: int) -> int:
+    """Relaunch a paused, stopped or failed job from its latest checkpoint as a new attempt; return the run id."""
+    job = refresh_job(platform, job_id)
+    if job["state"] not in RESUMABLE_STATES:
+        raise InvalidInput(f"job #{job_id} is {job['state']}; only a paused, stopped or failed job can be resumed")
+    attempts = _attempts(platform, job_id)
+    return _launch_attempt(platform, job, (attempts[-1]["attempt"] if attempts else 0) + 1)
+
+
+def _launch_attempt(platform: Platform, job: dict[str, Any], attempt: int) -> int:
+    spec = job_spec(job)
+    runner = runner_for(platform, job["target"])
+    try:
+        from platform_core.models import get_model
+
+        model = get_model(platform, job["spec"]["model_id"])
+        dataset = resolve_dataset(platform, job["spec"]["dataset_id"], spec.algorithm)
+        val = resolve_dataset(platform, spec.val_dataset, spec.algorithm, "val_dataset") if spec.val_dataset else None
+        job_dir = job["output_dir"]
+        engine, reason, plan, ctx = _plan_for(
+            platform, spec, runner, job["id"], job_dir, attempt, model, dataset, val, True
+        )
+        files = dict(plan.files)
+        if getattr(spec, "reward", None) is not None and spec.reward.reward_type == "custom":
+            from pathlib import Path
+
+            files["custom_reward.py"] = Path(spec.reward.custom_path).expanduser().read_text(encoding="utf-8")
+        files["spec.yaml"] = yaml.safe_dump(spec.model_dump(mode="json"), allow_unicode=True, sort_keys=False)
+        files[f"command-attempt-{attempt}.sh"] = export_script(plan, ctx)
+        runner.write_files(ctx.config_dir, files)
+        now = time.time()
+        run_id = platform.store.insert(
+            "runs",
+            {
+                "job_id": job["id"],
+                "attempt": attempt,
+                "state": "starting",
+                "command": plan.argv,
+                "env": plan.env,
+                "run_dir": ctx.attempt_dir,
+                "log_path": f"{ctx.attempt_dir}/stdout.log",
+                "metrics_path": f"{ctx.attempt_dir}/metrics.jsonl",
+                "started_at": now,
+            },
+        )
+        info = runner.launch(
+            ctx.attempt_dir,
+            {"argv": plan.argv, "env": plan.env, "cwd": job_dir, "sample_every": 5, "python": ctx.python},
+            run_id,
+        )
+        platform.store.update(
+            "runs", run_id, state="running", pid=info.get("pid"), host=info.get("host"), remote=info.get("remote")
+        )
+        spec_record = {**job["spec"], "engine_reason": reason}
+        platform.store.update(
+            "jobs",
+            job["id"],
+            state="running",
+            engine=engine,
+            current_run_id=run_id,
+            total_steps=plan.total_steps,
+            spec=spec_record,
+            error=None,
+            updated_at=now,
+        )
+        return run_id
+    finally:
+        runner.close()
+
+
+def export_script(plan: RunPlan, ctx: RunContext) -> str:
+    """A runnable shell script for one attempt: environment, working directory and the exact command."""
+    lines = [
+        "#!/usr/bin/env bash",
+        "# Generated by Training Platform. Config files are in the same directory.",
+        "set -euo pipefail",
+        f"mkdir -p {shlex.quote(ctx.attempt_dir)}",
+        f"cd {shlex.quote(ctx.job_dir)}",
+    ]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(plan.env.items())]
+    argv = [shlex.quote(a) for a in plan.argv]
+    lines.append(" \\\n  ".join(argv) + f" 2>&1 | tee -a {shlex.quote(ctx.attempt_dir + '/stdout.log')}")
+    return "\n".join(lines) + "\n"
+
+
+# -- control ---------------------------------------------------------------------------------------------------------
+def _current_run(platform: Platform, job: dict[str, Any]) -> dict[str, Any] | None:
+    return platform.store.get("runs", job["current_run_id"]) if job["current_run_id"] else None
+
+
+def pause_job(platform: Platform, job_id: int) -> dict[str, Any]:
+    """Ask a running job to save a checkpoint and exit at its next step boundary (state: pausing, then paused)."""
+    job = refresh_job(platform, job_id)
+    if job["state"] not in ("running", "starting"):
+        raise InvalidInput(f"job #{job_id} is {job['state']}; only a running job can be paused")
+    run = _current_run(platform, job)
+    runner = runner_for(platform, job["target"])
+    try:
+        runner.request(run["run_dir"], "pause")
+    finally:
+        runner.close()
+    platform.store.update("jobs", job["id"], state="pausing", updated_at=time.time())
+    return get_job(platform, job_id)
+
+
+def stop_job(platform: Platform, job_id: int) -> dict[str, Any]:
+    """Stop a job's whole process tree (locally or on the server) and verify it is gone."""
+    job = refresh_job(platform, job_id)
+    if job["state"] not in ACTIVE_STATES:
+        raise InvalidInput(f"job #{job_id} is {job['state']}; it is not running")
+    run = _current_run(platform, job)
+    platform.store.update("jobs", job["id"], state="stopping", updated_at=time.time())
+    runner = runner_for(platform, job["target"])
+    try:
+        gone = runner.stop(run)
+    finally:
+        runner.close()
+    if not gone:
+        platform.store.update(
+            "jobs", job["id"], error="some processes did not exit; retry Stop", updated_at=time.time()
+        )
+        raise PlatformError(f"job #{job_id}: some processes survived the stop request; try again")
+    now = time.time()
+    current = platform.store.get("runs", run["id"])
+    if current["state"] in ("starting", "running"):
+        platform.store.update("runs", run["id"], state="stopped", ended_at=now, reason="stopped by the user")
+    platform.store.update("jobs", job["id"], state="stopped", updated_at=now)
+    return refresh_job(platform, job_id)
+
+
+# -- refresh ---------------------------------------------------------------------------------------------------------
+def refresh_job(platform: Platform, job_id: int, runner: Runner | None = None) -> dict[str, Any]:
+    """Bring a job's record up to date from its run files (supervisor.json, status.json, checkpoints)."""
+    job = get_job(platform, job_id)
+    run = _current_run(platform, job)
+    if run is None or (job["state"] not in ACTIVE_STATES and run["state"] not in ("starting", "running")):
+        return job
+    own = runner is None
+    runner = runner or runner_for(platform, job["target"])
+    try:
+        _refresh_run(platform, job, run, runner)
+    except RemoteError as exc:
+        platform.store.update("jobs", job["id"], health={**(job["health"] or {}), "connection": str(exc)})
+        _MONITORS.pop(job["id"], None)
+    finally:
+        if own:
+            runner.close()
+    return get_job(platform, job_id)
+
+
+def _refresh_run(platform: Platform, job: dict[str, Any], run: dict[str, Any], runner: Runner) -> None:
+    supervisor = runner.read_json(f"{run['run_dir']}/supervisor.json") or {}
+    status = runner.read_json(f"{run['run_dir']}/status.json") or {}
+    changes: dict[str, Any] = {"updated_at": time.time(), "health": None}  # a fresh read clears old warnings
+    step = status.get("step")
+    if isinstance(step, int) and step >= job["step"]:
+        changes["step"] = step
+    final = supervisor.get("state") in FINAL_STATES
+    if not final and not runner.alive(run):
+        supervisor = runner.read_json(f"{run['run_dir']}/supervisor.json") or {}  # it may have just finished
+        final = supervisor.get("state") in FINAL_STATES
+        if not final:
+            tail = _tail(runner, run["log_path"], 3) or _tail(runner, f"{run['run_dir']}/supervisor.log", 3)
+            supervisor = {
+                "state": "failed",
+                "exit_code": None,
+                "ended_at": time.time(),
+                "reason": "the supervisor process died" + (f"; log tail: {tail}" if tail else ""),
+            }
+            final = True
+    if final:
+        state = supervisor["state"]
+        if job["state"] == "stopping":
+            state = "stopped"
+        platform.store.update(
+            "runs",
+            run["id"],
+            state=state,
+            exit_code=supervisor.get("exit_code"),
+            ended_at=supervisor.get("ended_at") or time.time(),
+            reason=supervisor.get("reason"),
+        )
+        changes["state"] = state
+        changes["error"] = supervisor.get("reason") if state == "failed" else None
+        _record_checkpoints(platform, job, run, runner)
+        if state == "completed":
+            changes["step"] = max(changes.get("step", job["step"]), job["total_steps"] or 0)
+    else:
+        if job["state"] == "starting" or (
+            supervisor.get("state") == "running" and job["state"] not in ("pausing", "stopping")
+        ):
+            changes["state"] = "running"
+        warnings = _watchdog(platform, job)
+        changes["health"] = {"warnings": warnings} if warnings else None
+    platform.store.update("jobs", job["id"], **changes)
+
+
+# One monitor per running job and process, so the watchdog reads only new bytes on each refresh.
+_MONITORS: dict[int, Any] = {}
+
+
+def _watchdog(platform: Platform, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The health watchdog's warnings for a running job (stalled, NaN/Inf loss, reward stuck at a bound)."""
+    from dataclasses import asdict
+
+    monitor = _MONITORS.get(job["id"])
+    if monitor is None or monitor.run_dir != job["output_dir"]:
+        monitor = _MONITORS[job["id"]] = job_monitor(platform, job)
+    monitor.poll()
+    bounds = (0.0, 1.0) if job["algorithm"] == "grpo" else None
+    return [asdict(w) for w in monitor.health(running=True, process_alive=True, reward_bounds=bounds)]
+
+
+def _tail(runner: Runner, path: str | None, lines: int) -> str:
+    if not path:
+        return ""
+    size = runner.file_size(path) or 0
+    data = runner.read_bytes(path, max(0, size - 8192)).decode("utf-8", errors="replace")
+    return " | ".join(line.strip() for line in data.splitlines()[-lines:] if line.strip())
+
+
+def _record_checkpoints(platform: Platform, job: dict[str, Any], run: dict[str, Any], runner: Runner) -> None:
+    fmt = "verl_fsdp" if job["engine"] == "verl" else "hf"
+    if job_spec(job).lora_enabled:
+        fmt += "_lora"
+    for ckpt in runner.list_checkpoints(f"{job['output_dir']}/checkpoints"):
+        existing = platform.store.find_one("checkpoints", "job_id = ? AND step = ?", (job["id"], ckpt["step"]))
+        if existing:
+            platform.store.update("checkpoints", existing["id"], size_bytes=ckpt["size_bytes"], path=ckpt["path"])
+            continue
+        platform.store.insert(
+            "checkpoints",
+            {
+                "job_id": job["id"],
+                "run_id": run["id"],
+                "step": ckpt["step"],
+                "path": ckpt["path"],
+                "location": runner.location,
+                "format": fmt,
+                "size_bytes": ckpt["size_bytes"],
+                "created_at": time.time(),
+            },
+        )
+
+
+def reconcile_jobs(platform: Platform) -> int:
+    """Refresh every job that was active (on app start): alive, finished, or died with the reason; return count."""
+    count = 0
+    for job in platform.store.find("jobs", f"state IN ({', '.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES):
+        try:
+            refresh_job(platform, job["id"])
+        except PlatformError:
+            continue
+        count += 1
+    return count
+
+
+# -- reading ---------------------------------------------------------------------------------------------------------
+def list_jobs(platform: Platform, limit: int = 200, offset: int = 0, state: str | None = None) -> list[dict[str, Any]]:
+    """Jobs newest first (records as stored; refresh the active ones separately)."""
+    columns = (
+        "id, name, algorithm, engine, target, state, step, total_steps, health, error, created_at, updated_at, "
+        "current_run_id, output_dir"
+    )
+    where, params = ("state = ?", (state,)) if state else (None, ())
+    return (
+        platform.store.find("jobs", where, params, order_by="id DESC", limit=limit, columns=columns)[offset:]
+        if offset
+        else platform.store.find("jobs", where, params, order_by="id DESC", limit=limit, columns=columns)
+    )
+
+
+def job_status(platform: Platform, job_id: int) -> dict[str, Any]:
+    """The CLI's status record: state, step, total_steps, engine, where, attempts."""
+    job = refresh_job(platform, job_id)
+    return {
+        "id": job["id"],
+        "name": job["name"],
+        "state": job["state"],
+        "step": job["step"],
+        "total_steps": job["total_steps"] or 0,
+        "engine": job["engine"],
+        "algorithm": job["algorithm"],
+        "target": job["target"],
+        "engine_reason": job["spec"].get("engine_reason"),
+        "error": job["error"],
+        "output_dir": job["output_dir"],
+        "attempts": len(_attempts(platform, job["id"])),
+        "checkpoints": [
+            c["step"] for c in platform.store.find("checkpoints", "job_id = ?", (job["id"],), order_by="step")
+        ],
+    }
+
+
+def job_monitor(platform: Platform, job: dict[str, Any]):
+    """A RunMonitor over a job's output directory (local files, or the server's through SSH)."""
+    from platform_core.monitor.files import LocalFiles, RemoteFiles
+    from platform_core.monitor.run import RunMonitor
+
+    if job["target"].startswith("ssh:"):
+        from platform_core.runners.ssh import open_session
+
+        return RunMonitor(RemoteFiles(open_session(platform, job["target"][4:])), job["output_dir"])
+    return RunMonitor(LocalFiles(), job["output_dir"])
+
+
+def job_metrics(platform: Platform, job_id: int) -> dict[str, Any]:
+    """`{"series": {canonical name: [[step, value], ...]}, ...}` over all attempts (the `job metrics` contract)."""
+    from platform_core.monitor.canonical import metrics_payload
+
+    monitor = job_monitor(platform, get_job(platform, job_id))
+    monitor.read_all()
+    return metrics_payload(monitor.store)
+
+
+def job_gradnorms(platform: Platform, job_id: int, view: str = "layer") -> dict[str, Any]:
+    """`{"layers": [...], "steps": [...], "values": [[norm per layer] per step]}` (the `job gradnorms` contract)."""
+    from platform_core.monitor.gradnorms import gradnorm_matrix
+
+    monitor = job_monitor(platform, get_job(platform, job_id))
+    monitor.read_all()
+    return gradnorm_matrix(monitor.gradnorms, view=view)
+
+
+def job_runs(platform: Platform, job_id: int) -> list[dict[str, Any]]:
+    return _attempts(platform, job_id)
+
+
+def job_logs(platform: Platform, job_id: int, tail: int | None = None) -> str:
+    """The current attempt's log (the last `tail` lines, or all of it)."""
+    job = get_job(platform, job_id)
+    run = _current_run(platform, job)
+    if run is None:
+        return ""
+    runner = runner_for(platform, job["target"])
+    try:
+        if tail:
+            size = runner.file_size(run["log_path"]) or 0
+            data = runner.read_bytes(run["log_path"], max(0, size - 200 * tail))
+            return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-tail:])
+        return runner.read_bytes(run["log_path"]).decode("utf-8", errors="replace")
+    finally:
+        runner.close()
+
+
+def clone_job(platform: Platform, job_id: int, name: str | None = None, start: bool = False) -> int:
+    """A new pending job with the same spec (and a new name)."""
+    job = get_job(platform, job_id)
+    fields = dict(job["spec"]["fields"])
+    fields["name"] = name or f"{job['name']} (copy)"
+    return create_job(platform, fields, start=start, validate=False)
+
+
+def export_job(platform: Platform, job_id: int) -> dict[str, Any]:
+    """The job as a runnable shell script plus its spec (YAML) and config files, without secrets."""
+    job = get_job(platform, job_id)
+    spec = job_spec(job)
+    runner = runner_for(platform, job["target"])
+    try:
+        from platform_core.models import get_model
+
+        model = get_model(platform, job["spec"]["model_id"])
+        dataset = resolve_dataset(platform, job["spec"]["dataset_id"], spec.algorithm)
+        attempt = max([r["attempt"] for r in _attempts(platform, job_id)] or [1])
+        _engine, _reason, plan, ctx = _plan_for(
+            platform, spec, runner, job["id"], job["output_dir"], attempt, model, dataset, None, False
+        )
+    finally:
+        runner.close()
+    return {
+        "script": export_script(plan, ctx),
+        "spec_yaml": yaml.safe_dump(
+            {**spec.model_dump(mode="json"), "model": model["path"], "dataset": dataset["name"]},
+            allow_unicode=True,
+            sort_keys=False,
+        ),
+        "files": plan.files,
+    }
+
+
+def delete_job(platform: Platform, job_id: int) -> None:
+    """Forget a finished job (its output directory stays on disk)."""
+    job = get_job(platform, job_id)
+    if job["state"] in ACTIVE_STATES:
+        raise InvalidInput(f"job #{job_id} is {job['state']}; stop it first")
+    platform.store.delete("jobs", job_id)
+
+
+def spec_from_prefill(prefill: dict[str, Any]) -> dict[str, Any]:
+    """Map the configurator's job_prefill contract to spec fields (unknown keys are dropped)."""
+    mapping = {
+        "train_batch_size": "batch_size",
+        "gpus_per_node": "gpus_per_node",
+        "nodes": "nodes",
+        "micro_batch_size_per_gpu": "micro_batch_size_per_gpu",
+        "ppo_mini_batch_size": "ppo_mini_batch_size",
+        "rollout_n": "rollout_n",
+        "use_dynamic_bsz": "use_dynamic_bsz",
+        "max_token_len_per_gpu": "max_token_len_per_gpu",
+        "gradient_checkpointing": "gradient_checkpointing",
+        "param_offload": "param_offload",
+        "optimizer_offload": "optimizer_offload",
+        "lora_enabled": "lora_enabled",
+        "lora_rank": "lora_rank",
+        "lora_alpha": "lora_alpha",
+        "rollout_gpu_memory_utilization": "rollout_gpu_memory_utilization",
+        "rollout_tensor_parallel_size": "rollout_tensor_parallel_size",
+        "max_length": "max_length",
+        "max_prompt_length": "max_prompt_length",
+        "max_response_length": "max_response_length",
+        "algorithm": "algorithm",
+        "model": "model",
+    }
+    return {mapping[k]: v for k, v in prefill.items() if k in mapping and v is not None}

@@ -1,0 +1,223 @@
+"""The SSH runner: attempts run detached on a GPU server (setsid + nohup) under the same supervisor.
+
+The run never depends on the SSH link: it writes its files in the remote work directory, and every poll opens
+(or reopens) a connection and reads them by byte offset. A dropped connection costs one failed poll, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from platform_core.connections import get_connection
+from platform_core.context import Platform
+from platform_core.errors import InvalidInput, RemoteError
+from platform_core.runners.base import Runner
+from platform_core.runners.ssh import SSHSession, open_session
+
+MAX_MODEL_UPLOAD_BYTES = 2 * 1024**3  # a local model larger than this must already be on the server
+STOP_WAIT_S = 45
+
+
+class SSHRunner(Runner):
+    kind = "ssh"
+
+    def __init__(self, platform: Platform, connection: str):
+        self.platform = platform
+        self.profile = get_connection(platform, connection)
+        self.location = self.profile["name"]
+        self._session: SSHSession | None = None
+        self._python: str | None = None
+        self._gpus: int | None = None
+
+    # -- connection ----------------------------------------------------------------------------------------------
+    @property
+    def session(self) -> SSHSession:
+        if self._session is None:
+            self._session = open_session(self.platform, self.profile["id"])
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _reset(self) -> None:
+        self.close()
+
+    def _check(self, script: str, what: str, timeout: float = 60) -> str:
+        try:
+            return self.session.check(["bash", "-c", script], what, timeout=timeout)
+        except RemoteError:
+            self._reset()
+            raise
+
+    # -- facts ---------------------------------------------------------------------------------------------------
+    def workdir(self) -> str:
+        return self.session.workdir()
+
+    def outputs_root(self) -> str:
+        return f"{self.workdir()}/outputs"
+
+    def python(self) -> str:
+        if self._python is None:
+            from platform_core.runners.remote_setup import remote_python
+
+            self._python = remote_python(self.session)
+        return self._python
+
+    def gpu_count(self) -> int:
+        if self._gpus is None:
+            out = self.session.run(["bash", "-c", "nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true"], timeout=30)
+            self._gpus = int((out.stdout or "0").strip() or 0)
+        return self._gpus
+
+    def has_gpu(self) -> bool:
+        return self.gpu_count() > 0
+
+    # -- files ---------------------------------------------------------------------------------------------------
+    def ensure_kit(self) -> str:
+        from platform_core.jobs.layout import KIT_FILES, kit_hash
+
+        kit = f"{self.workdir()}/.platform/kit-{kit_hash()}"
+        if self.session.file_size(f"{kit}/.complete") is None:
+            for name, source in KIT_FILES.items():
+                self.session.put_atomic(str(source), f"{kit}/{name}")
+            self.write_files(kit, {".complete": "ok\n"})
+        return kit
+
+    def write_files(self, directory: str, files: dict[str, str]) -> None:
+        self.session.mkdirs(directory)
+        sftp = self.session.sftp()
+        for name, content in files.items():
+            target = posixpath.join(self.session.expand(directory), name)
+            tmp = f"{target}.tmp-{int(time.time() * 1000)}"
+            try:
+                sftp.putfo(io.BytesIO(content.encode("utf-8")), tmp)
+                sftp.posix_rename(tmp, target)
+            except OSError as exc:
+                self._reset()
+                raise RemoteError(f"writing {target} on {self.session.describe()} failed: {exc}") from exc
+
+    def model_path(self, model: dict[str, Any]) -> str:
+        if model["location"] == self.location:
+            path = model["path"]
+            self._check(
+                f"test -f {shlex.quote(self.session.expand(path))}/config.json",
+                f"checking that model {model['name']} is at {path}",
+            )
+            return self.session.expand(path)
+        if model["location"] != "local":
+            raise InvalidInput(f"model {model['name']!r} is on {model['location']}, not on {self.location}")
+        return self._upload_model(Path(model["path"]), model["name"])
+
+    def _upload_model(self, local: Path, name: str) -> str:
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        total = sum(p.stat().st_size for p in files)
+        if total > MAX_MODEL_UPLOAD_BYTES:
+            raise InvalidInput(
+                f"model {name!r} ({total / 2**30:.1f} GiB) is only on this machine; copy it to the "
+                f"server (e.g. {self.profile['workdir']}/models) and register it there"
+            )
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.relative_to(local)}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
+        remote = f"{self.workdir()}/models/{local.name}-{digest.hexdigest()[:10]}"
+        if self.session.file_size(f"{remote}/.complete") is None:
+            staging = f"{remote}.partial"
+            self.session.run(["rm", "-rf", "--", staging], timeout=60)
+            for path in files:
+                self.session.put_atomic(str(path), f"{staging}/{path.relative_to(local).as_posix()}")
+            self.write_files(staging, {".complete": "ok\n"})
+            self._check(
+                f"rm -rf -- {shlex.quote(remote)} && mv -- {shlex.quote(staging)} {shlex.quote(remote)}",
+                "placing the uploaded model",
+            )
+        return remote
+
+    def dataset_path(self, dataset_id: int, data_format: str) -> tuple[str, int]:
+        from platform_core.datasets.sync import ensure_synced
+        from platform_core.jobs.data import converted_dataset
+
+        _, rows = converted_dataset(self.platform, dataset_id, data_format)
+        remote = ensure_synced(self.platform, dataset_id, self.profile["id"], kind=data_format, session=self.session)
+        return remote, rows
+
+    def read_bytes(self, path: str, offset: int = 0, limit: int | None = None) -> bytes:
+        try:
+            return self.session.read_from(path, offset, limit)
+        except RemoteError:
+            self._reset()
+            raise
+
+    def file_size(self, path: str) -> int | None:
+        try:
+            return self.session.file_size(path)
+        except RemoteError:
+            self._reset()
+            raise
+
+    def list_dir(self, path: str) -> list[tuple[str, bool, int]]:
+        script = (
+            f'd={shlex.quote(path)}; [ -d "$d" ] || exit 0; for e in "$d"/*; do [ -e "$e" ] || continue; '
+            'if [ -d "$e" ]; then k=d; else k=f; fi; '
+            'printf "%s\\t%s\\t%s\\n" "$(basename "$e")" "$k" "$(du -sb "$e" | cut -f1)"; done'
+        )
+        out = self._check(script, f"listing {path}")
+        entries = []
+        for line in out.splitlines():
+            name, kind, size = line.split("\t")
+            entries.append((name, kind == "d", int(size or 0)))
+        return entries
+
+    # -- processes -----------------------------------------------------------------------------------------------
+    def launch(self, attempt_dir: str, run_spec: dict[str, Any], run_id: int) -> dict[str, Any]:
+        kit = self.ensure_kit()
+        self.write_files(attempt_dir, {"run.json": json.dumps(run_spec, indent=2)})
+        q = shlex.quote
+        # `;` before setsid (an && list would be backgrounded as a whole), and every stream redirected, so the
+        # channel closes at once and the job keeps running when this connection goes away.
+        script = (
+            f"cd {q(attempt_dir)}; setsid nohup {q(self.python())} {q(kit + '/supervisor.py')} "
+            f"--run-dir {q(attempt_dir)} > {q(attempt_dir + '/supervisor.log')} 2>&1 < /dev/null & echo $!"
+        )
+        pid = int(self._check(script, "starting the job supervisor", timeout=30).strip().splitlines()[-1])
+        return {"pid": pid, "host": self.profile["host"]}
+
+    def _pid_alive(self, pid: int | None) -> bool:
+        if not pid:
+            return False
+        out = self.session.run(["ps", "-o", "stat=", "-p", str(int(pid))], timeout=20)
+        state = (out.stdout or "").strip()
+        return bool(state) and not state.startswith("Z")  # zombies count as dead
+
+    def alive(self, run: dict[str, Any]) -> bool:
+        try:
+            return self._pid_alive(run.get("pid"))
+        except RemoteError:
+            self._reset()
+            raise
+
+    def stop(self, run: dict[str, Any]) -> bool:
+        pid = run.get("pid")
+        if not self._pid_alive(pid):
+            return True
+        self.session.run(["kill", "-TERM", str(int(pid))], timeout=20)
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline:
+            if not self._pid_alive(pid):
+                return True
+            time.sleep(1)
+        status = self.read_json(f"{run['run_dir']}/supervisor.json") or {}
+        for target in (status.get("pgid"), pid):
+            if target:
+                self.session.run(["kill", "-KILL", "--", f"-{int(target)}"], timeout=20)
+                self.session.run(["kill", "-KILL", str(int(target))], timeout=20)
+        time.sleep(1)
+        return not self._pid_alive(pid)
