@@ -93,7 +93,9 @@ def overall_section(summary: dict) -> None:
     columns = st.columns(min(4, len(keys)) or 1)
     for number, key in enumerate(keys):
         entry = summary["overall"][key]
-        columns[number % len(columns)].metric(key, fmt(entry["value"]), help=t("evaluation.detail.ci", ci=ci_text(entry["ci"])))
+        columns[number % len(columns)].metric(
+            key, fmt(entry["value"]), help=t("evaluation.detail.ci", ci=ci_text(entry["ci"]))
+        )
     rows = [
         {
             t("evaluation.col.metric"): key,
@@ -231,11 +233,13 @@ def samples_section(run: dict, samples: list[dict]) -> None:
 def rescore_section(run: dict) -> None:
     with st.expander(t("evaluation.detail.rescore")):
         with st.form(f"rescore_{run['id']}"):
+            current = list(dict.fromkeys("pass@k" if m.startswith("pass@") else m for m in run["metrics"]))
             metrics = st.multiselect(
-                t("evaluation.new.metrics"), METRIC_CHOICES, default=[m for m in run["metrics"] if m in METRIC_CHOICES],
+                t("evaluation.new.metrics"), METRIC_CHOICES, default=[m for m in current if m in METRIC_CHOICES],
                 format_func=metric_labels.get,
             )  # fmt: skip
-            k = st.number_input(t("evaluation.new.k"), 1, 200, 1)
+            ks = [int(m[5:]) for m in run["metrics"] if m.startswith("pass@") and m[5:].isdigit()]
+            k = st.number_input(t("evaluation.new.k"), 1, 200, ks[0] if ks else 1)
             if st.form_submit_button(t("evaluation.detail.rescore_button")):
                 try:
                     with st.spinner(t("evaluation.detail.rescoring")):
@@ -271,11 +275,10 @@ def run_detail(run_id: int) -> None:
     )
     if run["task_id"]:
         task_panel(platform, run["task_id"], key=f"run_{run_id}")
-    c1, c2 = st.columns(2)
-    if run["state"] in ("pending", "running") and c1.button(t("evaluation.detail.stop"), key="eval_stop"):
+    if run["state"] in ("pending", "running") and st.button(t("evaluation.detail.stop"), key="eval_stop"):
         stop_run(platform, run["id"])
         st.rerun()
-    if run["state"] in ("stopped", "failed") and c1.button(t("evaluation.detail.resume"), key="eval_resume"):
+    if run["state"] in ("stopped", "failed") and st.button(t("evaluation.detail.resume"), key="eval_resume"):
         try:
             start_run(platform, run["id"])
             st.rerun()
@@ -343,7 +346,9 @@ def model_picker(prefix: str, target: str, multiple: bool = False):
     models = {m["name"]: m for m in list_models(platform, location)}
     if multiple:
         return st.multiselect(t("evaluation.new.models"), list(models), max_selections=5, key=f"{prefix}_models")
-    choice = st.selectbox(t("evaluation.new.model"), [None, *models], format_func=lambda v: v or "-", key=f"{prefix}_model")
+    choice = st.selectbox(
+        t("evaluation.new.model"), [None, *models], format_func=lambda v: v or "-", key=f"{prefix}_model"
+    )
     path = st.text_input(t("evaluation.new.model_path"), key=f"{prefix}_path", help=t("evaluation.new.model_path_help"))
     return path.strip() or choice
 
@@ -438,7 +443,9 @@ def compare_section(run_ids: list[int]) -> None:
     categories = list(result["per_category"])
     figure = go.Figure(
         [
-            go.Bar(name=names[r["id"]], x=categories, y=[result["per_category"][c][key][r["id"]] or 0 for c in categories])
+            go.Bar(
+                name=names[r["id"]], x=categories, y=[result["per_category"][c][key][r["id"]] or 0 for c in categories]
+            )
             for r in result["runs"]
         ]
     )
@@ -502,7 +509,9 @@ def compare_tab() -> None:
     )  # fmt: skip
     with st.form("eval_launch_compare"):
         name = st.text_input(t("evaluation.new.name"), key="cmp_name")
-        dataset_id = st.selectbox(t("evaluation.new.dataset"), list(set_labels), format_func=set_labels.get, key="cmp_ds")
+        dataset_id = st.selectbox(
+            t("evaluation.new.dataset"), list(set_labels), format_func=set_labels.get, key="cmp_ds"
+        )
         models = model_picker("cmp", target, multiple=True)
         metrics = st.multiselect(
             t("evaluation.new.metrics"), METRIC_CHOICES, format_func=metric_labels.get, key="cmp_metrics",
@@ -511,7 +520,9 @@ def compare_tab() -> None:
         params = generation_widgets("cmp")
         if st.form_submit_button(t("evaluation.compare.start"), type="primary"):
             try:
-                _run_ids, task_id = launch_comparison(platform, name, models, dataset_id, metrics or None, params, target)
+                _run_ids, task_id = launch_comparison(
+                    platform, name, models, dataset_id, metrics or None, params, target
+                )
                 st.session_state["eval_compare_task"] = task_id
             except PlatformError as exc:
                 show_error(exc)

@@ -13,7 +13,10 @@ STRINGS = {
     "evaluation.sets.description": {"zh": "描述", "en": "Description"},
     "evaluation.sets.add": {"zh": "上传", "en": "Upload"},
     "evaluation.sets.need_file": {"zh": "请先选择文件。", "en": "Choose a file first."},
-    "evaluation.sets.added": {"zh": "已添加评估集 {name}（{rows} 条）。", "en": "Added eval set {name} ({rows} items)."},
+    "evaluation.sets.added": {
+        "zh": "已添加评估集 {name}（{rows} 条）。",
+        "en": "Added eval set {name} ({rows} items).",
+    },
     "evaluation.sets.format": {"zh": "文件格式", "en": "File format"},
     "evaluation.sets.format_help": {
         "zh": "每条记录需要 `prompt`（评估问题）和 `reference`（参考答案），`category`（问题类别）可选；"
@@ -161,7 +164,10 @@ STRINGS = {
         "zh": "模型结论不同的样本（{metric}）：{count} 条",
         "en": "Items where the models disagree on {metric}: {count}",
     },
-    "evaluation.compare.launch": {"zh": "新建对比（依次评估多个模型）", "en": "New comparison (evaluate several models)"},
+    "evaluation.compare.launch": {
+        "zh": "新建对比（依次评估多个模型）",
+        "en": "New comparison (evaluate several models)",
+    },
     "evaluation.compare.metrics_help": {
         "zh": "留空则使用评估类型的默认指标。",
         "en": "Leave empty for the eval type's default metrics.",

@@ -276,9 +276,10 @@ def read_predictions(path: Path) -> list[Any]:
 
 
 def cmd_score(args) -> int:
-    from platform_core.evaluation.metrics import score_items
+    from platform_core.evaluation.metrics import resolve_metrics, score_items
 
     names = _metrics(args.metrics) or []
+    resolve_metrics(names, k=args.k)  # an unknown metric is reported before the file is read
     report = score_items(read_predictions(Path(args.predictions)), names, eval_type=args.eval_type, k=args.k)
     data = report.flat()
     if any(n.strip().lower() == "pass@k" for n in names):

@@ -1,9 +1,10 @@
 """Eval sets in the `datasets` table (type "eval"): add one from a JSON / JSONL / Parquet file, load its records.
 
-A thin adapter until the datasets area's service takes over: it reads and writes the same table and workspace
-folder, so switching means pointing these functions at `platform_core.datasets.service` (see notes/evaluation.md).
-The evaluation type (qa, multiple_choice, math, code, translation, summarization, general) is kept in the record's
-`field_config` and suggests the default metrics.
+Storage goes through the datasets area (`platform_core.datasets.service.add_dataset`, type "eval"); this adapter
+adds what evaluation needs on top: every row must be usable (a bad row refuses the file, with the file, line and
+field named, rather than being flagged and skipped), per-type checks (an option letter for multiple choice, tests
+for code), and the evaluation type (qa, multiple_choice, math, code, translation, summarization, general), kept in
+the record's `field_config` as `eval_type`, which suggests the default metrics.
 
     record = add_eval_dataset(platform, "qa.jsonl", "my-qa", eval_type="qa")
     load_eval_records(platform, record["id"])     # [{"prompt": ..., "reference": ..., "category": ...}, ...]
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from platform_core.evaluation.metrics import UNCATEGORIZED
 from platform_core.security.validation import check_name
 
 FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-FIELDS = ("prompt", "reference", "category", "tests")
 MAX_REPORTED_ERRORS = 20
 
 
@@ -134,54 +133,31 @@ def add_eval_dataset(
     name: str,
     description: str | None = None,
     eval_type: str | None = None,
+    original_name: str | None = None,
 ) -> dict[str, Any]:
-    """Validate an eval set file, copy it into the workspace and record it (type "eval"); return the record."""
+    """Validate an eval set file and store it through the datasets area (type "eval"); return the record.
+
+    Identical content with the same configuration is stored once: the existing record comes back."""
+    from platform_core.datasets.service import add_dataset
+
     path = Path(path)
     name = check_name(name, "eval set name")
     if eval_type is not None and eval_type not in EVAL_TYPES:
         raise InvalidInput(f"evaluation type: {eval_type!r} is not one of {', '.join(EVAL_TYPES)}")
     records = read_eval_file(path, eval_type)
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    existing = platform.store.find_one("datasets", "type = 'eval' AND content_hash = ? AND name = ?", (digest, name))
-    if existing:
-        return existing
-    folder = platform.workspace.datasets / "eval"
-    folder.mkdir(parents=True, exist_ok=True)
-    stored = folder / f"{digest[:16]}{path.suffix.lower()}"
-    if not stored.exists():
-        tmp = stored.with_suffix(stored.suffix + ".partial")
-        shutil.copyfile(path, tmp)
-        tmp.replace(stored)
-    categories = sorted({r["category"] for r in records})
-    record = {
-        "name": name,
-        "type": "eval",
-        "content_hash": digest,
-        "path": str(stored),
-        "original_name": path.name,
-        "format": FORMATS[path.suffix.lower()],
-        "rows": len(records),
-        "columns": sorted({k for r in records for k in r}),
-        "size_bytes": len(data),
-        "field_config": {
-            "eval_type": eval_type or "general",
-            "fields": {f: f for f in FIELDS},
-            "categories": categories,
-        },
-        "description": description or None,
-        "created_at": time.time(),
-    }
-    record_id = platform.store.insert("datasets", record)
-    return platform.store.require("datasets", record_id, "dataset")
+    config = {"eval_type": eval_type or "general", "categories": sorted({r["category"] for r in records})}
+    result = add_dataset(platform, path, "eval", name, original_name, config, description)
+    return get_eval_dataset(platform, result["id"])
 
 
 def get_eval_dataset(platform: Platform, dataset_id: int | str) -> dict[str, Any]:
-    """Return an eval set record by id or name (the newest with that name)."""
-    if isinstance(dataset_id, int) or str(dataset_id).isdigit():
-        row = platform.store.get("datasets", int(dataset_id))
-    else:
-        row = platform.store.find_one("datasets", "name = ? AND type = 'eval' ORDER BY id DESC", (dataset_id,))
+    """Return an eval set record by id or name (the latest version of that name)."""
+    from platform_core.datasets.service import get_dataset
+
+    try:
+        row = get_dataset(platform, dataset_id)
+    except NotFound:
+        row = None
     if row is None or row["type"] != "eval":
         raise NotFound(f"eval set {dataset_id!r} does not exist (add one with `eval dataset-add FILE --name N`)")
     return row
@@ -193,21 +169,36 @@ def eval_type_of(record: dict[str, Any]) -> str:
 
 
 def load_eval_records(platform: Platform, dataset_id: int | str) -> list[dict[str, Any]]:
-    """Return the validated records of a stored eval set (prompt, reference, category, optional tests)."""
+    """Return the validated records of a stored eval set (prompt, reference, category, optional tests), reading the
+    columns its field configuration names (prompt_field, reference_field, category_field)."""
+    from platform_core.datasets.service import dataset_path
+
     record = get_eval_dataset(platform, dataset_id)
-    path = Path(record["path"])
+    path = dataset_path(platform, record)
     if not path.is_file():
         raise NotFound(f"eval set {record['name']!r}: its file {path} is missing")
-    fields = (record.get("field_config") or {}).get("fields") or {}
+    config = record.get("field_config") or {}
+    columns = {
+        "prompt": config.get("prompt_field") or "prompt",
+        "reference": config.get("reference_field") or "reference",
+        "category": config.get("category_field") or "category",
+        "tests": "tests",
+    }
     rows = _read_rows(path, record["format"])
-    if any(fields.get(f, f) != f for f in FIELDS):
-        rows = [(loc, {f: row.get(fields.get(f, f)) for f in FIELDS if fields.get(f, f) in row}) for loc, row in rows]
-    return validate_eval_rows(rows, path.name, eval_type_of(record))
+    if any(column != role for role, column in columns.items()):
+        rows = [
+            (loc, {role: row.get(column) for role, column in columns.items() if column in row})
+            if isinstance(row, dict) else (loc, row)
+            for loc, row in rows
+        ]  # fmt: skip
+    return validate_eval_rows(rows, record.get("original_name") or path.name, eval_type_of(record))
 
 
 def list_eval_datasets(platform: Platform) -> list[dict[str, Any]]:
     """Return the eval sets, newest first."""
-    return platform.store.find("datasets", "type = 'eval'", order_by="id DESC")
+    from platform_core.datasets.service import list_datasets
+
+    return [row for row in list_datasets(platform) if row["type"] == "eval"]
 
 
 def add_eval_dataset_upload(
@@ -227,6 +218,6 @@ def add_eval_dataset_upload(
     upload = folder / Path(filename).name  # keeps the user's file name in messages and in the record
     upload.write_bytes(data)
     try:
-        return add_eval_dataset(platform, upload, name, description, eval_type)
+        return add_eval_dataset(platform, upload, name, description, eval_type, original_name=Path(filename).name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

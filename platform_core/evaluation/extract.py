@@ -184,6 +184,23 @@ def extract_number(text: str) -> float | None:
     return _to_number(numbers[-1]) if numbers else None
 
 
+_DOLLARS = re.compile(r"\$\$?([^$]+)\$\$?")
+
+
+def final_math(text: str) -> str | None:
+    """Return the last \\boxed{} or $...$ content of an output, without spaces (None when there is none)."""
+    text = strip_reasoning(text)
+    found = _BOXED.findall(text) or _DOLLARS.findall(text)
+    return "".join(found[-1].split()) if found else None
+
+
+def same_math_text(prediction: str, reference: str) -> bool:
+    """True when the output's final math is literally the reference (spaces and $ aside): no parsing needed."""
+    answer = final_math(prediction)
+    gold = "".join(reference.replace("$", "").split())
+    return answer is not None and answer.strip("$") == gold
+
+
 def numbers_equal(a: float | None, b: float | None) -> bool:
     """Compare two numbers with a relative tolerance of 1e-6."""
     if a is None or b is None:

@@ -443,9 +443,10 @@ def _generate_remote(platform: Platform, run: dict[str, Any], total: int, report
             f"cd {shlex.quote(remote)} && rm -f exit_code && "
             f"(setsid nohup bash -c {shlex.quote(inner)} >> generate.log 2>&1 < /dev/null & echo $!)"
         )
+        log_offset = session.file_size(f"{remote}/generate.log") or 0  # before starting: no line is missed
         pid = int(session.check(["bash", "-c", command], "starting the generator").strip().splitlines()[-1])
         report.log(f"generator started on the server: process group {pid}")
-        _follow_remote(session, run, remote, pid, total, report)
+        _follow_remote(session, run, remote, log_offset, total, report)
     except TaskStopped:
         if pid is not None:
             try:
@@ -471,12 +472,11 @@ def _truncate(path: Path, size: int) -> None:
         handle.truncate(size)
 
 
-def _follow_remote(session, run, remote: str, pid: int, total: int, report: _Reporter) -> None:
+def _follow_remote(session, run, remote: str, log_offset: int, total: int, report: _Reporter) -> None:
     local_out = Path(run["output_dir"]) / "generations.jsonl"
     offset = _complete_size(local_out)
     if local_out.exists():
         _truncate(local_out, offset)
-    log_offset = session.file_size(f"{remote}/generate.log") or 0
     failures = 0
     while True:
         try:

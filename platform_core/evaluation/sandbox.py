@@ -24,7 +24,6 @@ launcher process, never in a `preexec_fn`, so the evaluator may have threads.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -246,20 +245,14 @@ class Sandbox:
             os.chown(scratch, uid, uid)
             os.chown(program_path, uid, uid)
         os.chmod(scratch, 0o700)
-        config = {
-            "netns": {"uid+netns+pidns": "root", "netns+pidns": "root", "userns+netns+pidns": "userns"}.get(self.mode),
-            "limits": self.limits,
-            "uid": uid,
-            "scratch": str(scratch),
-            "python": self.python,
-            "child": str(self.child),
-            "program": str(program_path),
-            "guard": self.audit_guard and not probe,
-        }
+        netns = {"uid+netns+pidns": "root", "netns+pidns": "root", "userns+netns+pidns": "userns"}.get(self.mode)
+        limits = ",".join(f"{name}={value}" for name, value in self.limits.items())
+        guard = "1" if self.audit_guard and not probe else "0"
+        config = [netns or "-", "-" if uid is None else str(uid), str(scratch), self.python, str(program_path), guard]
         stderr_path = self.root / f"stderr-{index}.txt"
         with open(stderr_path, "wb") as err:
             proc = subprocess.Popen(  # noqa: S603 - an argument list
-                [os.path.realpath(sys.executable), "-I", "-S", "-B", str(self.child), "launch", json.dumps(config)],
+                [os.path.realpath(sys.executable), "-I", "-S", "-B", str(self.child), "launch", *config, limits],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if probe else subprocess.DEVNULL,
                 stderr=err,

@@ -82,6 +82,15 @@ def bootstrap_index_chunks(n: int, n_samples: int, seed: int, row_elements: int)
         done += rows
 
 
+def resample_sums(stats: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Sum the rows of `stats` picked by each row of `idx`, as counts @ stats (exact for count statistics, and far
+    cheaper than gathering rows x n x width values)."""
+    rows, n = idx.shape
+    flat = (idx + (np.arange(rows)[:, None] * n)).ravel()
+    counts = np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
+    return counts @ stats
+
+
 def bootstrap_statistics(
     stats: np.ndarray,
     statistic: Callable[[np.ndarray], np.ndarray],
@@ -93,8 +102,8 @@ def bootstrap_statistics(
     if stats.ndim == 1:
         stats = stats[:, None]
     out = []
-    for idx in bootstrap_index_chunks(len(stats), n_samples, seed, stats.shape[1]):
-        out.append(statistic(stats[idx].sum(axis=1)))
+    for idx in bootstrap_index_chunks(len(stats), n_samples, seed, 1):
+        out.append(statistic(resample_sums(stats, idx)))
     return np.concatenate(out)
 
 
@@ -145,8 +154,8 @@ def paired_bootstrap(
     both = np.concatenate([cand, base], axis=1)
     width = cand.shape[1]
     cand_scores, base_scores = [], []
-    for idx in bootstrap_index_chunks(len(both), n_samples, seed, both.shape[1]):
-        sums = both[idx].sum(axis=1)
+    for idx in bootstrap_index_chunks(len(both), n_samples, seed, 1):
+        sums = resample_sums(both, idx)
         cand_scores.append(statistic(sums[:, :width]))
         base_scores.append(statistic(sums[:, width:]))
     cand_all, base_all = np.concatenate(cand_scores), np.concatenate(base_scores)

@@ -41,7 +41,7 @@ def test_jsonl_json_and_parquet_are_stored_in_the_datasets_table(platform, tmp_p
         ]
     assert [r["name"] for r in list_eval_datasets(platform)] == ["set-c", "set-b", "set-a"]
     assert get_eval_dataset(platform, "set-a")["id"] == records[0]["id"]
-    assert add_eval_dataset(platform, jsonl, "set-a")["id"] == records[0]["id"]  # same file, same name: no duplicate
+    assert add_eval_dataset(platform, jsonl, "set-a", eval_type="qa")["id"] == records[0]["id"]  # stored once
 
 
 def test_row_errors_name_the_file_line_and_field(platform, tmp_path):

@@ -206,3 +206,14 @@ def test_flat_output_has_the_contract_shape():
 def test_unknown_metric_is_refused_by_name():
     with pytest.raises(InvalidInput, match="unknown metric 'blue'"):
         score_items(items(EN_HYPS, EN_REFS), ["blue"])
+
+
+def test_rouge_in_a_worker_process_gives_the_same_scores(monkeypatch):
+    from platform_core.evaluation import metrics
+
+    hyps, refs = EN_HYPS + ZH_HYPS, EN_REFS + ZH_REFS
+    here = score_items(items(hyps, refs), ["rouge"]).overall
+    monkeypatch.setattr(metrics, "PARALLEL_MIN_ITEMS", 2)  # large sets score ROUGE in a worker, beside BLEU
+    there = score_items(items(hyps, refs), ["rouge", "bleu"]).overall
+    for key in ("rouge1", "rouge2", "rougeL"):
+        assert there[key]["value"] == pytest.approx(here[key]["value"])

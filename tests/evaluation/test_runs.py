@@ -82,10 +82,10 @@ def test_a_stopped_run_resumes_without_regenerating(platform, demo_model_dir, tm
     from platform_core.evaluation.datasets_adapter import add_eval_dataset
     from platform_core.evaluation.runs import create_run
 
-    rows = helpers.demo_eval_rows(per_category=12)
+    rows = helpers.demo_eval_rows(per_category=8)
     dataset = add_eval_dataset(platform, helpers.write_jsonl(tmp_path / "long.jsonl", rows), "long", eval_type="qa")
     run_id = create_run(platform, "resumable", str(demo_model_dir), dataset["id"], ["accuracy"],
-                        {"max_new_tokens": 48, "batch_size": 2, "temperature": 0})  # fmt: skip
+                        {"max_new_tokens": 32, "batch_size": 2, "temperature": 0})  # fmt: skip
     first_task = start_run(platform, run_id)
     deadline = time.monotonic() + 300
     while len(generated_ids(run_id, platform)) < 2 and time.monotonic() < deadline:
