@@ -23,10 +23,10 @@ def get_platform_cached() -> Platform:
 
 @st.cache_resource(show_spinner=False)
 def _reconcile(root: str, _platform: Platform) -> bool:
+    from platform_core.jobs.service import reconcile_jobs
     from platform_core.tasks import reconcile_tasks
 
-    for reconcile in RECONCILERS:
-        reconcile(_platform)
+    reconcile_jobs(_platform)
     reconcile_tasks(_platform)
     return True
 
@@ -34,10 +34,6 @@ def _reconcile(root: str, _platform: Platform) -> bool:
 def reconcile_once(platform: Platform) -> None:
     """Once per app process, bring records of work that was running when the app last stopped up to date."""
     _reconcile(str(platform.workspace.root), platform)
-
-
-# Areas with long-running records add their reconcile functions here (e.g. training jobs).
-RECONCILERS: list = []
 
 
 def sidebar(platform: Platform) -> None:

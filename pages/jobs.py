@@ -356,6 +356,9 @@ def preview_and_create(data: dict) -> None:
         + t("jobs.preview.files", files=", ".join(preview["files"]) or "-")
     )
     st.code(preview["command"], language="bash", wrap_lines=True)
+    for name, content in preview["file_contents"].items():
+        with st.expander(name):
+            st.code(content, language="json" if name.endswith(".json") else "python")
     c1, c2, c3 = st.columns([1, 1, 1])
     if c1.button(t("jobs.validate"), key="validate_job"):
         with st.spinner(t("jobs.validating")):

@@ -267,7 +267,46 @@ with lora_tab:
 
 # -- checkpoints ---------------------------------------------------------------------------------------------------
 with checkpoints_tab:
-    root = st.text_input(t("surgery.ckpt.dir"), help=t("surgery.ckpt.dir.help"), key="ckpt_root").strip()
+    from platform_core.jobs.service import list_jobs
+
+    local_jobs = [j for j in list_jobs(platform, limit=500) if j["target"] in ("local", "ray") and j["output_dir"]]
+    source_labels = {"job": t("surgery.ckpt.source.job"), "dir": t("surgery.ckpt.source.dir")}
+    source = st.radio(
+        t("surgery.ckpt.source"),
+        list(source_labels),
+        format_func=source_labels.get,
+        horizontal=True,
+        key="ckpt_source",
+        index=0 if local_jobs else 1,
+    )
+    metric_guesses: list[str] = []
+    if source == "job":
+        job_labels = {
+            j["id"]: f"#{j['id']} {j['name']} ({j['algorithm']}, {state_label(j['state'])})" for j in local_jobs
+        }
+        preselected = st.query_params.get("job")
+        options = list(job_labels)
+        job_id = (
+            st.selectbox(
+                t("surgery.ckpt.job"),
+                options,
+                format_func=job_labels.get,
+                key="ckpt_job",
+                index=options.index(int(preselected))
+                if preselected and preselected.isdigit() and int(preselected) in options
+                else 0,
+            )
+            if options
+            else None
+        )
+        job = next((j for j in local_jobs if j["id"] == job_id), None)
+        root = f"{job['output_dir']}/checkpoints" if job else ""
+        if job:
+            metric_guesses = sorted(str(p) for p in Path(job["output_dir"]).glob("attempt-*/metrics.jsonl"))
+        if not local_jobs:
+            st.info(t("surgery.ckpt.no_jobs"))
+    else:
+        root = st.text_input(t("surgery.ckpt.dir"), help=t("surgery.ckpt.dir.help"), key="ckpt_root").strip()
     found = []
     if root:
         try:
@@ -277,7 +316,9 @@ with checkpoints_tab:
     if root and not found:
         st.info(t("surgery.ckpt.none"))
     if found:
-        guesses = sorted({str(p) for d in (Path(root), Path(root).parent) for p in d.glob("metrics*.jsonl")})
+        guesses = metric_guesses or sorted(
+            {str(p) for d in (Path(root), Path(root).parent) for p in d.glob("metrics*.jsonl")}
+        )
         metric_text = st.text_area(t("surgery.ckpt.metrics"), value="\n".join(guesses), key="ckpt_metrics")
         metric_files = [line.strip() for line in metric_text.splitlines() if line.strip()]
         try:
@@ -355,7 +396,9 @@ with checkpoints_tab:
             ):
                 start("convert", lambda: start_convert(platform, chosen["path"]))
             name = c2.text_input(
-                t("surgery.ckpt.export_name"), value=f"{Path(root).name}-step{chosen['step']}", key="ckpt_export_name"
+                t("surgery.ckpt.export_name"),
+                value=f"{job['name'] if source == 'job' and job else Path(root).name}-step{chosen['step']}",
+                key="ckpt_export_name",
             )
             if c2.button(t("surgery.ckpt.export"), type="primary", key="ckpt_export"):
                 start("convert", lambda: start_export(platform, chosen["path"], name))

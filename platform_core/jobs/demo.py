@@ -28,6 +28,8 @@ def demo_specs(reward_model_path: str) -> dict[str, dict[str, Any]]:
             "name": "demo-sft",
             "algorithm": "sft",
             "dataset": "demo-sft",
+            "val_dataset": "demo-sft-val",
+            "test_freq": 10,
             "learning_rate": 3e-3,
             "batch_size": 32,
             "micro_batch_size_per_gpu": 8,

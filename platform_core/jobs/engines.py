@@ -11,6 +11,7 @@ so one plan works for the local, SSH and Ray runners.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,16 @@ from platform_core.errors import InvalidInput
 from platform_core.jobs.specs import DPOSpec, GRPOSpec, JobSpec, PPOSpec, SFTSpec
 
 PLUGIN_MODULE = "verl_plugin"
+RAY_NOSET_FLAGS = (
+    "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES",
+    "RAY_EXPERIMENTAL_NOSET_ROCR_VISIBLE_DEVICES",
+    "RAY_EXPERIMENTAL_NOSET_HIP_VISIBLE_DEVICES",
+    "RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES",
+    "RAY_EXPERIMENTAL_NOSET_HABANA_VISIBLE_MODULES",
+    "RAY_EXPERIMENTAL_NOSET_NEURON_RT_VISIBLE_CORES",
+    "RAY_EXPERIMENTAL_NOSET_TPU_VISIBLE_CHIPS",
+    "RAY_EXPERIMENTAL_NOSET_ONEAPI_DEVICE_SELECTOR",
+)
 PROJECT_NAME = "training-platform"
 
 
@@ -57,11 +68,13 @@ class RunPlan:
     data_format: str  # which conversion of the dataset the engine reads
     overrides: list[str] = field(default_factory=list)  # verl Hydra overrides (validated before launch)
     config_name: str | None = None  # verl config the overrides apply to
+    unset_env: list[str] = field(default_factory=list)  # variables removed from the inherited environment
 
     def shell_command(self) -> str:
         """The run as one shell line (env + command), every word quoted; secrets never appear in a plan."""
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
-        return f"{env} {shlex.join(self.argv)}".strip()
+        words = ["env"] + [f"-u {name}" for name in self.unset_env]
+        words += [f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
+        return " ".join([*words, shlex.join(self.argv)])
 
 
 def needs_gpu_for(spec: JobSpec, engine: str) -> bool:
@@ -143,10 +156,23 @@ def _bool(value: bool) -> str:
     return "True" if value else "False"
 
 
+_HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_./+\-@%]+")
+
+
+def hydra_str(value: str) -> str:
+    """A string as a Hydra override value: plain when it only has safe characters, else single-quoted.
+
+    Hydra's override grammar rejects unquoted CJK characters and parentheses, which real paths contain.
+    """
+    if _HYDRA_PLAIN.fullmatch(value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def verl_sft_overrides(spec: SFTSpec, ctx: RunContext, total_steps: int) -> list[str]:
     """Hydra overrides for verl.trainer.sft_trainer."""
     o = [
-        f"model.path={ctx.model_path}",
+        f"model.path={hydra_str(ctx.model_path)}",
         f"+model.override_config.attn_implementation={_attn(spec, ctx)}",
         "model.use_remove_padding=True",
         f"model.enable_gradient_checkpointing={_bool(spec.gradient_checkpointing)}",
@@ -154,7 +180,7 @@ def verl_sft_overrides(spec: SFTSpec, ctx: RunContext, total_steps: int) -> list
         "engine.strategy=fsdp2",
         f"engine.param_offload={_bool(spec.param_offload)}",
         f"engine.optimizer_offload={_bool(spec.optimizer_offload)}",
-        f"data.train_files={ctx.train_files}",
+        f"data.train_files={hydra_str(ctx.train_files)}",
         "data.messages_key=messages",
         f"data.max_length={spec.max_length}",
         "data.truncation=right",
@@ -168,7 +194,7 @@ def verl_sft_overrides(spec: SFTSpec, ctx: RunContext, total_steps: int) -> list
         "trainer.logger=[console,file]",
         f"trainer.project_name={PROJECT_NAME}",
         f"trainer.experiment_name=job-{ctx.job_id}",
-        f"trainer.default_local_dir={ctx.checkpoint_dir}",
+        f"trainer.default_local_dir={hydra_str(ctx.checkpoint_dir)}",
         f"trainer.total_epochs={spec.epochs}",
         f"trainer.total_training_steps={total_steps}",
         f"trainer.save_freq={spec.save_freq}",
@@ -180,7 +206,7 @@ def verl_sft_overrides(spec: SFTSpec, ctx: RunContext, total_steps: int) -> list
         f"trainer.nnodes={spec.nodes}",
     ]
     if ctx.val_files:
-        o.append(f"data.val_files={ctx.val_files}")
+        o.append(f"data.val_files={hydra_str(ctx.val_files)}")
     if spec.max_checkpoints:
         o.append(f"trainer.max_ckpt_to_keep={spec.max_checkpoints}")
     if spec.lora_enabled:
@@ -201,14 +227,14 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
     gpus = max(1, spec.gpus_per_node)
     o = [
         f"algorithm.adv_estimator={'grpo' if spec.algorithm == 'grpo' else 'gae'}",
-        f"data.train_files={ctx.train_files}",
-        f"data.val_files={ctx.val_files or ctx.train_files}",
+        f"data.train_files={hydra_str(ctx.train_files)}",
+        f"data.val_files={hydra_str(ctx.val_files or ctx.train_files)}",
         f"data.train_batch_size={spec.batch_size}",
         f"data.max_prompt_length={spec.max_prompt_length}",
         f"data.max_response_length={spec.max_response_length}",
         "data.filter_overlong_prompts=True",
         "data.truncation=error",
-        f"{a}.model.path={ctx.model_path}",
+        f"{a}.model.path={hydra_str(ctx.model_path)}",
         "data.prompt_key=prompt",
         f"+{a}.model.override_config.attn_implementation={_attn(spec, ctx)}",
         f"{a}.model.use_remove_padding=True",
@@ -231,8 +257,8 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
         "trainer.logger=[console,file]",
         f"trainer.project_name={PROJECT_NAME}",
         f"trainer.experiment_name=job-{ctx.job_id}",
-        f"trainer.default_local_dir={ctx.checkpoint_dir}",
-        f"trainer.rollout_data_dir={ctx.job_dir}/rollouts",
+        f"trainer.default_local_dir={hydra_str(ctx.checkpoint_dir)}",
+        f"trainer.rollout_data_dir={hydra_str(ctx.job_dir + '/rollouts')}",
         f"trainer.total_epochs={spec.epochs}",
         f"trainer.total_training_steps={total_steps}",
         f"trainer.save_freq={spec.save_freq}",
@@ -271,7 +297,7 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
         ]
     if isinstance(spec, PPOSpec):
         o += [
-            f"critic.model.path={ctx.critic_model_path or ctx.model_path}",
+            f"critic.model.path={hydra_str(ctx.critic_model_path or ctx.model_path)}",
             f"critic.optim.lr={spec.critic_learning_rate}",
             f"critic.model.enable_gradient_checkpointing={_bool(spec.gradient_checkpointing)}",
             f"critic.fsdp.param_offload={_bool(spec.param_offload)}",
@@ -286,7 +312,7 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
     if isinstance(spec, PPOSpec) and ctx.reward_model_path:
         o += [
             "reward.reward_model.enable=True",
-            f"reward.reward_model.model_path={ctx.reward_model_path}",
+            f"reward.reward_model.model_path={hydra_str(ctx.reward_model_path)}",
             f"reward.reward_model.rollout.name={spec.rollout_engine}",
             f"reward.reward_model.rollout.tensor_model_parallel_size={spec.rollout_tensor_parallel_size}",
             f"reward.reward_model.rollout.max_num_seqs={spec.reward_model_micro_batch_size * 64}",
@@ -296,7 +322,7 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
     else:
         reward = spec.reward
         o += [
-            f"reward.custom_reward_function.path={ctx.config_dir}/reward.py",
+            f"reward.custom_reward_function.path={hydra_str(ctx.config_dir + '/reward.py')}",
             "reward.custom_reward_function.name=compute_score",
             f"+reward.custom_reward_function.reward_kwargs.reward_type={reward.reward_type}",
             f"+reward.custom_reward_function.reward_kwargs.extraction={reward.extraction}",
@@ -304,7 +330,9 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
             f"+reward.custom_reward_function.reward_kwargs.json_key={reward.json_key}",
         ]
         if reward.reward_type == "custom":
-            o.append(f"+reward.custom_reward_function.reward_kwargs.custom_path={ctx.config_dir}/custom_reward.py")
+            o.append(
+                f"+reward.custom_reward_function.reward_kwargs.custom_path={hydra_str(ctx.config_dir + '/custom_reward.py')}"
+            )
     return o + list(spec.extra_overrides)
 
 
@@ -316,8 +344,10 @@ def plan_verl(spec: JobSpec, ctx: RunContext) -> RunPlan:
     env["VERL_USE_EXTERNAL_MODULES"] = PLUGIN_MODULE
     if ctx.device == "cpu":
         env.update({"VERL_PLATFORM": "cpu", "VERL_ENGINE_DEVICE": "cuda"})
-    hydra_dir = [f"hydra.run.dir={ctx.attempt_dir}/hydra"]
+    hydra_dir = [f"hydra.run.dir={hydra_str(ctx.attempt_dir + '/hydra')}"]
     if isinstance(spec, SFTSpec):
+        # torchrun ranks are not Ray actors: inside a Ray job entrypoint Ray's "don't set *_VISIBLE_DEVICES" flags
+        # would make verl's worker look up accelerator ids Ray never assigned to them (KeyError: 'CPU').
         overrides = verl_sft_overrides(spec, ctx, total)
         nproc = max(1, spec.gpus_per_node) if ctx.device == "cuda" else 1
         argv = [
@@ -332,7 +362,18 @@ def plan_verl(spec: JobSpec, ctx: RunContext) -> RunPlan:
             *overrides,
             *hydra_dir,
         ]
-        return RunPlan("verl", argv, env, {}, total, steps_per_epoch, "verl_sft", overrides, "sft_trainer_engine")
+        return RunPlan(
+            "verl",
+            argv,
+            env,
+            {},
+            total,
+            steps_per_epoch,
+            "verl_sft",
+            overrides,
+            "sft_trainer_engine",
+            unset_env=list(RAY_NOSET_FLAGS),
+        )
     if isinstance(spec, (GRPOSpec, PPOSpec)):
         overrides = verl_rl_overrides(spec, ctx, total)
         argv = [ctx.python, "-m", "verl.trainer.main_ppo", *overrides, *hydra_dir]

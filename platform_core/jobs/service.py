@@ -114,11 +114,11 @@ def _plan_for(
     else:
         from platform_core.jobs.data import converted_dataset
 
-        kit, python = "<plugin kit>", runner.python() if runner.kind != "ssh" else "<server python>"
+        kit, python = runner.planned_kit(), runner.planned_python()
         model_path = model["path"]
         local_path, rows = converted_dataset(platform, dataset["id"], data_format)
-        train_path = str(local_path) if runner.kind != "ssh" else f"<server>/datasets/{local_path.name}"
-        val_path = str(converted_dataset(platform, val["id"], data_format)[0]) if val else None
+        train_path = runner.planned_dataset_path(local_path)
+        val_path = runner.planned_dataset_path(converted_dataset(platform, val["id"], data_format)[0]) if val else None
     extra_paths: dict[str, str | None] = {"reward_model_path": None, "critic_model_path": None}
     if isinstance(spec, PPOSpec):
         for key, ref in (("reward_model_path", spec.reward_model_path), ("critic_model_path", spec.critic_model)):
@@ -155,11 +155,7 @@ def preview_job(platform: Platform, data: dict[str, Any], validate: bool = False
         model = resolve_model(platform, spec.model, runner.location)
         dataset = resolve_dataset(platform, spec.dataset, spec.algorithm)
         val = resolve_dataset(platform, spec.val_dataset, spec.algorithm, "val_dataset") if spec.val_dataset else None
-        job_dir = (
-            f"{runner.outputs_root()}/{job_dir_name(0, spec.name)}"
-            if runner.kind != "ssh"
-            else f"<server>/outputs/{job_dir_name(0, spec.name)}"
-        )
+        job_dir = f"{runner.planned_outputs_root()}/{job_dir_name(0, spec.name)}"
         engine, reason, plan, _ctx = _plan_for(platform, spec, runner, 0, job_dir, 1, model, dataset, val, False)
         if validate and engine == "verl":
             _validate_verl(plan, model)
@@ -174,6 +170,7 @@ def preview_job(platform: Platform, data: dict[str, Any], validate: bool = False
         "env": plan.env,
         "overrides": plan.overrides,
         "files": sorted(plan.files),
+        "file_contents": {k: v for k, v in plan.files.items() if k.endswith(".json")},
         "total_steps": plan.total_steps,
         "steps_per_epoch": plan.steps_per_epoch,
         "data_format": plan.data_format,
@@ -338,7 +335,14 @@ def _launch_attempt(platform: Platform, job: dict[str, Any], attempt: int) -> in
         )
         info = runner.launch(
             ctx.attempt_dir,
-            {"argv": plan.argv, "env": plan.env, "cwd": job_dir, "sample_every": 5, "python": ctx.python},
+            {
+                "argv": plan.argv,
+                "env": plan.env,
+                "unset_env": plan.unset_env,
+                "cwd": job_dir,
+                "sample_every": 5,
+                "python": ctx.python,
+            },
             run_id,
         )
         platform.store.update(
@@ -370,6 +374,7 @@ def export_script(plan: RunPlan, ctx: RunContext) -> str:
         f"mkdir -p {shlex.quote(ctx.attempt_dir)}",
         f"cd {shlex.quote(ctx.job_dir)}",
     ]
+    lines += [f"unset {name}" for name in plan.unset_env]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(plan.env.items())]
     argv = [shlex.quote(a) for a in plan.argv]
     lines.append(" \\\n  ".join(argv) + f" 2>&1 | tee -a {shlex.quote(ctx.attempt_dir + '/stdout.log')}")

@@ -2,7 +2,7 @@
 
     python supervisor.py --run-dir ATTEMPT_DIR
 
-reads ATTEMPT_DIR/run.json ({"argv": [...], "env": {...}, "cwd": DIR, "sample_every": seconds}), starts argv in
+reads ATTEMPT_DIR/run.json ({"argv", "env", "unset_env", "cwd", "sample_every"}), starts argv in
 its own session with stdout+stderr appended to ATTEMPT_DIR/stdout.log, and keeps ATTEMPT_DIR/supervisor.json up
 to date: {"state", "supervisor_pid", "pid", "pgid", "started_at", "ended_at", "exit_code", "reason"}. It samples
 GPUs (or CPU/RAM) into system.jsonl. SIGTERM asks it to stop the run: the whole process tree is terminated, then
@@ -139,6 +139,8 @@ def supervise(run_dir: str) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     env = dict(os.environ)
+    for name in spec.get("unset_env", []):
+        env.pop(name, None)
     env.update(spec.get("env", {}))
     with open(log_path, "ab", buffering=0) as log:
         log.write(f"[platform] starting: {' '.join(spec['argv'][:6])} ...\n".encode())

@@ -73,6 +73,19 @@ class Runner(ABC):
     def list_dir(self, path: str) -> list[tuple[str, bool, int]]:
         """Return (name, is_dir, size of the entry's files) for a directory's entries ([] if missing)."""
 
+    # Where things will be, without touching the machine (for previews of the form).
+    def planned_outputs_root(self) -> str:
+        return self.outputs_root()
+
+    def planned_python(self) -> str:
+        return self.python()
+
+    def planned_kit(self) -> str:
+        return self.ensure_kit()
+
+    def planned_dataset_path(self, local_path) -> str:
+        return str(local_path)
+
     def read_json(self, path: str) -> dict[str, Any] | None:
         data = self.read_bytes(path)
         if not data:

@@ -23,6 +23,7 @@ from platform_core.runners.ssh import SSHSession, open_session
 
 MAX_MODEL_UPLOAD_BYTES = 2 * 1024**3  # a local model larger than this must already be on the server
 STOP_WAIT_S = 45
+FACTS_TTL_S = 600
 
 
 class SSHRunner(Runner):
@@ -73,13 +74,37 @@ class SSHRunner(Runner):
         return self._python
 
     def gpu_count(self) -> int:
+        """GPUs on the server (`nvidia-smi -L`), remembered in the settings for 10 minutes so previews stay quick."""
         if self._gpus is None:
-            out = self.session.run(["bash", "-c", "nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true"], timeout=30)
-            self._gpus = int((out.stdout or "0").strip() or 0)
+            key = f"facts:{self.location}"
+            facts = self.platform.store.get_setting(key) or {}
+            if time.time() - facts.get("checked_at", 0) < FACTS_TTL_S:
+                self._gpus = int(facts.get("gpus", 0))
+            else:
+                out = self.session.run(["bash", "-c", "nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true"], timeout=30)
+                self._gpus = int((out.stdout or "0").strip() or 0)
+                self.platform.store.set_setting(key, {"gpus": self._gpus, "checked_at": time.time()})
         return self._gpus
 
     def has_gpu(self) -> bool:
         return self.gpu_count() > 0
+
+    # -- plans without a connection (form previews) ----------------------------------------------------------------
+    def planned_outputs_root(self) -> str:
+        return f"{self.profile['workdir'].rstrip('/')}/outputs"
+
+    def planned_python(self) -> str:
+        return self.profile.get("python_path") or (
+            f"<conda env {self.profile['conda_env']}>/bin/python" if self.profile.get("conda_env") else "python3"
+        )
+
+    def planned_kit(self) -> str:
+        from platform_core.jobs.layout import kit_hash
+
+        return f"{self.profile['workdir'].rstrip('/')}/.platform/kit-{kit_hash()}"
+
+    def planned_dataset_path(self, local_path) -> str:
+        return f"{self.profile['workdir'].rstrip('/')}/datasets/{Path(local_path).name}"
 
     # -- files ---------------------------------------------------------------------------------------------------
     def ensure_kit(self) -> str:

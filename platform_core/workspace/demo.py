@@ -86,10 +86,11 @@ def demo_records(seed: int = 0) -> dict[str, list[dict[str, Any]]]:
         dpo.append({"prompt": it["prompt"], "chosen": it["answer"], "rejected": wrong})
     for q, a in GENERAL_QA:
         dpo.append({"prompt": q, "chosen": a, "rejected": "不知道。" if any("\u4e00" <= c <= "\u9fff" for c in q) else "No idea."})
+    sft_val = [{"prompt": it["prompt"], "response": it["answer"]} for it in arithmetic_items(rng, 64)]
     eval_items = [{"prompt": it["prompt"], "reference": it["answer"], "category": it["category"]}
                   for it in arithmetic_items(rng, 48)]
     eval_items += [{"prompt": q, "reference": a, "category": "general"} for q, a in GENERAL_QA]
-    return {"sft": sft, "grpo": grpo, "ppo": ppo, "dpo": dpo, "eval": eval_items}
+    return {"sft": sft, "grpo": grpo, "ppo": ppo, "dpo": dpo, "eval": eval_items, "sft_val": sft_val}
 
 
 DATASET_FILES = {
@@ -98,7 +99,9 @@ DATASET_FILES = {
     "ppo": "ppo_demo.jsonl",
     "dpo": "dpo_demo.json",
     "eval": "eval_demo.jsonl",
+    "sft_val": "sft_val_demo.jsonl",
 }
+VALIDATION_SETS = {"sft_val": "sft"}  # validation files: registered with their training type
 
 
 def write_datasets(directory: Path, seed: int = 0) -> dict[str, Path]:
@@ -199,7 +202,8 @@ def init_demo(platform, force: bool = False, log=print) -> dict[str, Any]:
     Registers the model and the datasets (demo-sft, demo-grpo, ...), trains the tiny reward model PPO needs, and
     writes ready job specs under <workspace>/demo/specs/. Returns the paths and ids.
     """
-    from platform_core.datasets.service import register_demo_datasets
+    from platform_core.datasets.schemas import DATASET_TYPES
+    from platform_core.datasets.service import add_dataset, register_demo_datasets
     from platform_core.jobs.demo import write_demo_job_kit
     from platform_core.models import register_model
 
@@ -211,6 +215,9 @@ def init_demo(platform, force: bool = False, log=print) -> dict[str, Any]:
     result["model_id"] = register_model(platform, paths["model"], name=DEMO_MODEL_NAME, source="demo")
     files = write_datasets(paths["data"])
     result["datasets"] = {kind: str(path) for kind, path in files.items()}
-    result["dataset_ids"] = register_demo_datasets(platform, files)
+    result["dataset_ids"] = register_demo_datasets(platform, {k: v for k, v in files.items() if k in DATASET_TYPES})
+    for kind, dataset_type in VALIDATION_SETS.items():
+        result["dataset_ids"][kind] = add_dataset(platform, files[kind], dataset_type, f"demo-{kind.replace('_', '-')}",
+                                                  description="demo kit (validation)")["id"]
     result.update(write_demo_job_kit(platform, paths, files, force, log))
     return result

@@ -67,8 +67,9 @@ def test_unusual_but_legal_values_stay_single_quoted_words(tmp_path):
     plan = build_plan("verl", spec, ctx)
     line = plan.shell_command()
     words = shlex.split(line)
-    assignments = [w for w in words[: len(plan.env)]]
-    assert dict(a.split("=", 1) for a in assignments) == plan.env
+    assert words[0] == "env"
+    words = words[1 + 2 * len(plan.unset_env) :]
+    assert dict(a.split("=", 1) for a in words[: len(plan.env)]) == plan.env
     assert words[len(plan.env) :] == plan.argv
     script = export_script(plan, ctx)
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0

@@ -20,7 +20,10 @@ RAY = str(Path(sys.executable).with_name("ray"))
 
 
 @pytest.fixture
-def ray_cluster(tmp_path):
+def ray_cluster():
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     port, dashboard = closed_port(), closed_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     out = subprocess.run(
@@ -33,7 +36,7 @@ def ray_cluster(tmp_path):
             "--dashboard-host=127.0.0.1",
             "--num-cpus=2",
             "--include-dashboard=true",
-            f"--temp-dir={tmp_path / 'ray'}",
+            f"--temp-dir={temp}",
             "--disable-usage-stats",
         ],
         capture_output=True,
@@ -48,6 +51,9 @@ def ray_cluster(tmp_path):
     wait_for(lambda: _reachable(urllib.request, address), 120, 1, "the Ray dashboard")
     yield address
     subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    import shutil
+
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _reachable(request, address: str) -> bool:
