@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,14 +32,15 @@ import pyarrow.compute as pc
 
 from platform_core.context import Platform
 from platform_core.datasets.loader import arrow_kind, chat_type_ok
-from platform_core.datasets.schemas import Prepared, get_field, roles
+from platform_core.datasets.schemas import Prepared, blank_mask, get_field, roles
+from platform_core.datasets.tokenizer import TokenCounter, token_counter, tokenizer_fingerprint
 from platform_core.errors import InvalidInput
 from platform_core.tasks import TaskContext, task_kind
 
 AUDIT_VERSION = 1
 CHECKS = ("empty", "duplicate_exact", "duplicate_normalized", "length_outliers", "format_errors")
-TOKEN_BATCH = 2048
-HASH_CHUNK = 100_000
+TOKEN_BATCH = 4096
+HASH_CHUNK = 16_384
 CATEGORICAL_MAX_DISTINCT = 50
 TOP_VALUES = 30
 HIST_BINS = 30
@@ -62,16 +63,23 @@ def _quiet(fraction: float, message: str) -> None:
 # -- text fields ---------------------------------------------------------------------------------------------------
 @dataclass
 class TextField:
-    """One measured text field: which rows have it, and the pieces of text (one per row, or per chat turn)."""
+    """One measured text field: which rows have it, and its pieces of text (one per row, or one per chat turn).
+
+    For a plain text column `pieces` is the column itself (no copy; nulls count as absent) and `owner` is None.
+    """
 
     name: str
     present: np.ndarray  # bool per row
-    pieces: pa.Array  # strings to measure
-    owner: np.ndarray  # row of each piece
+    pieces: pa.ChunkedArray | pa.Array  # strings to measure
+    owner: np.ndarray | None  # row of each piece; None: piece i is row i
+    hashes: np.ndarray | None = None  # per piece, when already computed (the prompt's, by the duplicate check)
 
     def per_row(self, piece_values: np.ndarray, rows: int) -> np.ndarray:
         """Sum a per-piece measure into a per-row array (-1 where the field is absent)."""
-        out = np.bincount(self.owner, weights=piece_values, minlength=rows).astype(np.int64)
+        if self.owner is None:
+            out = piece_values.astype(np.int64)
+        else:
+            out = np.bincount(self.owner, weights=piece_values, minlength=rows).astype(np.int64)
         out[~self.present] = -1
         return out
 
@@ -86,12 +94,16 @@ def _mask(array) -> np.ndarray:
     return np.asarray(_combined(array).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def text_fields(prepared: Prepared) -> tuple[list[TextField], pa.Array | None, np.ndarray | None]:
+def _numbers(array) -> np.ndarray:
+    return np.asarray(_combined(array).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def text_fields(prepared: Prepared) -> tuple[list[TextField], pa.ChunkedArray | pa.Array | None, np.ndarray | None]:
     """Return the measured text fields, the prompt text per row (for duplicates) and the number of chat turns."""
     table = prepared.loaded.table
     n = table.num_rows
     fields: list[TextField] = []
-    prompt_key: pa.Array | None = None
+    prompt_key = None
     turns = None
     for role in roles(prepared.dataset_type, prepared.config):
         if not role.length:
@@ -101,15 +113,12 @@ def text_fields(prepared: Prepared) -> tuple[list[TextField], pa.Array | None, n
             continue
         kind = arrow_kind(array.type)
         if kind == "string":
-            flat = _combined(array)
-            present = ~_mask(flat.is_null())
-            rows = np.flatnonzero(present)
-            fields.append(TextField(role.role, present, flat.filter(pa.array(present)), rows))
+            fields.append(TextField(role.role, ~_mask(array.is_null()), array, None))
             if role.role == "prompt":
-                prompt_key = flat
+                prompt_key = array
         elif kind == "array" and chat_type_ok(array.type):
             lists = _combined(array)
-            present = ~_mask(lists.is_null()) & (np.asarray(pc.list_value_length(lists).fill_null(0)) > 0)
+            present = ~_mask(lists.is_null()) & (_numbers(pc.list_value_length(lists)) > 0)
             flat = lists.flatten()
             parents = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
             contents = flat.field("content").fill_null("")
@@ -161,45 +170,49 @@ def histogram(values: np.ndarray, bins: int = HIST_BINS) -> dict[str, list]:
     return {"edges": [round(float(e), 3) for e in edges], "counts": counts.astype(int).tolist()}
 
 
-def _hash(array: pa.Array) -> np.ndarray:
-    """64-bit hash per string (pandas' SipHash); collisions among 1e6 distinct texts have probability ~3e-8."""
-    out = np.empty(len(array), dtype=np.uint64)
-    for start in range(0, len(array), HASH_CHUNK):
-        chunk = array.slice(start, HASH_CHUNK).to_numpy(zero_copy_only=False)
-        out[start : start + len(chunk)] = pd.util.hash_array(chunk, categorize=False)
-    return out
+def _hash(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit hash per string (pandas' SipHash; nulls hash like ""); collisions among 1e6 texts: probability ~3e-8."""
+    return pd.util.hash_array(array.to_numpy(zero_copy_only=False), categorize=False)
 
 
-def normalize_text(array: pa.Array) -> pa.Array:
+def normalize_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     """NFKC (full-width -> half-width), lower case, and remove whitespace and punctuation (CJK punctuation included)."""
+    array = _combined(array)
     ascii_rows = _mask(pc.string_is_ascii(array))
-    if not ascii_rows.all():
+    if not ascii_rows.all():  # NFKC changes nothing in ASCII text, and it is the slow step
         other = pa.array(~ascii_rows)
         array = pc.replace_with_mask(array, other, pc.utf8_normalize(array.filter(other), "NFKC"))
     return pc.replace_substring_regex(pc.utf8_lower(array), NORMALIZE_PATTERN, "")
 
 
-def _later_repeats(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows (from `rows`) whose hash appeared at an earlier row."""
+def _later_repeats(hashes: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Usable rows whose hash appeared at an earlier usable row."""
+    rows = np.flatnonzero(usable)
     if len(rows) == 0:
         return rows
-    _, first = np.unique(hashes, return_index=True)
+    _, first = np.unique(hashes[rows], return_index=True)
     is_first = np.zeros(len(rows), dtype=bool)
     is_first[first] = True
     return rows[~is_first]
 
 
-def duplicate_rows(prompt: pa.Array, usable: np.ndarray, progress: Progress = _quiet) -> tuple[np.ndarray, np.ndarray]:
-    """Return (exact, normalized) duplicate rows: rows repeating an earlier row's prompt (the normalized set includes the exact one)."""
-    rows = np.flatnonzero(usable)
-    texts = prompt.filter(pa.array(usable))
-    exact = _later_repeats(_hash(texts), rows)
-    normalized_hashes = np.empty(len(texts), dtype=np.uint64)
-    for start in range(0, len(texts), HASH_CHUNK):
-        normalized_hashes[start : start + HASH_CHUNK] = _hash(normalize_text(texts.slice(start, HASH_CHUNK)))
-        progress(min(1.0, (start + HASH_CHUNK) / max(len(texts), 1)), "duplicates")
-    normalized = _later_repeats(normalized_hashes, rows)
-    return exact, np.union1d(normalized, exact)
+def duplicate_rows(
+    prompt: pa.ChunkedArray | pa.Array, usable: np.ndarray, progress: Progress = _quiet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (exact, normalized) duplicate rows (usable rows repeating an earlier row's prompt) and the hashes.
+
+    The normalized set includes the exact one. Works slice by slice, so no copy of the column is kept.
+    """
+    n = len(prompt)
+    exact = np.empty(n, dtype=np.uint64)
+    normalized = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, HASH_CHUNK):
+        piece = prompt.slice(start, HASH_CHUNK)
+        exact[start : start + len(piece)] = _hash(piece)
+        normalized[start : start + len(piece)] = _hash(normalize_text(piece))
+        progress(min(1.0, (start + HASH_CHUNK) / max(n, 1)), "duplicates")
+    exact_rows = _later_repeats(exact, usable)
+    return exact_rows, np.union1d(_later_repeats(normalized, usable), exact_rows), exact
 
 
 def outlier_fences(chars: np.ndarray) -> dict[str, float] | None:
@@ -276,97 +289,42 @@ def distributions(prepared: Prepared) -> tuple[dict[str, Any], dict[str, Any]]:
     return out, labels
 
 
-# -- tokenizers ----------------------------------------------------------------------------------------------------
-TOKENIZER_FILES = (
-    "vocab.json",
-    "merges.txt",
-    "vocab.txt",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "spiece.model",
-    "tokenizer.model",
-    "sentencepiece.bpe.model",
-)
-
-
-def tokenizer_fingerprint(directory: Path) -> str:
-    """A hash of the tokenizer files in a model directory (what the cached token lengths depend on)."""
-    digest = hashlib.sha256()
-    files = sorted(
-        p
-        for p in Path(directory).iterdir()
-        if p.is_file() and (p.name.startswith("tokenizer") or p.name in TOKENIZER_FILES)
-    )
-    if not files:
-        raise InvalidInput(f"tokenizer: {directory} has no tokenizer files (tokenizer.json / tokenizer_config.json)")
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-class TokenCounter:
-    """Counts tokens of many texts with a model's tokenizer: the fast backend in batches, without special tokens."""
-
-    def __init__(self, directory: Path):
-        from transformers import AutoTokenizer
-
-        self.directory = Path(directory)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise InvalidInput(f"tokenizer: cannot load a tokenizer from {directory}: {exc}") from exc
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        self.tokenizer = tokenizer
-        self.backend = None
-        if backend is not None:
-            from tokenizers import Tokenizer
-
-            self.backend = Tokenizer.from_str(backend.to_str())
-            self.backend.no_truncation()
-            self.backend.no_padding()
-
-    def count(self, texts: list[str]) -> np.ndarray:
-        """Token count of each text (as the tokenizer called with add_special_tokens=False)."""
-        if self.backend is not None:
-            return np.fromiter(
-                (len(e) for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)),
-                dtype=np.int64,
-                count=len(texts),
-            )
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
-
-
-_counters: dict[tuple[str, str], TokenCounter] = {}
-_counters_lock = threading.Lock()
-
-
-def token_counter(directory: Path) -> TokenCounter:
-    """A TokenCounter for a model directory, loaded once per process and fingerprint."""
-    key = (str(Path(directory).resolve()), tokenizer_fingerprint(directory))
-    with _counters_lock:
-        if key not in _counters:
-            _counters.clear()
-            _counters[key] = TokenCounter(Path(directory))
-        return _counters[key]
-
-
+# -- tokens ----------------------------------------------------------------------------------------------------
 def token_lengths(
     fields: list[TextField], rows: int, counter: TokenCounter, progress: Progress = _quiet
 ) -> dict[str, np.ndarray]:
-    """Tokens per row for each text field (-1 where absent), tokenizing in batches."""
-    total = sum(len(f.pieces) for f in fields) or 1
+    """Tokens per row for each text field (-1 where absent).
+
+    Each distinct text is tokenized once (repeated prompts, system turns shared by every chat), in batches.
+    """
+    plans = []
+    for fld in fields:
+        hashes = fld.hashes
+        if hashes is None:
+            hashes = np.concatenate(
+                [_hash(fld.pieces.slice(s, HASH_CHUNK)) for s in range(0, len(fld.pieces), HASH_CHUNK)]
+                or [np.zeros(0, np.uint64)]
+            )
+        _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        is_first = np.zeros(len(fld.pieces), dtype=bool)
+        is_first[first] = True
+        plans.append((fld, is_first, first[inverse]))
+    total = sum(int(plan[1].sum()) for plan in plans) or 1
     done = 0
     out = {}
-    for fld in fields:
+    for fld, is_first, first_of in plans:
         counts = np.zeros(len(fld.pieces), dtype=np.int64)
+        # Read the column in order (slices, no copies); within a slice keep only first occurrences.
         for start in range(0, len(fld.pieces), TOKEN_BATCH):
-            batch = fld.pieces.slice(start, TOKEN_BATCH).to_pylist()
-            counts[start : start + len(batch)] = counter.count(batch)
-            done += len(batch)
+            wanted = is_first[start : start + TOKEN_BATCH]
+            if not wanted.any():
+                continue
+            piece = fld.pieces.slice(start, TOKEN_BATCH)
+            texts = (piece if wanted.all() else piece.filter(pa.array(wanted))).to_pylist()
+            counts[start + np.flatnonzero(wanted)] = counter.count([text or "" for text in texts])
+            done += len(texts)
             progress(done / total, f"tokens of {fld.name}: {done:,}/{total:,}")
-        out[fld.name] = fld.per_row(counts, rows)
+        out[fld.name] = fld.per_row(counts[first_of], rows)
     return out
 
 
@@ -388,8 +346,11 @@ def base_audit(prepared: Prepared, progress: Progress = _quiet) -> tuple[dict[st
     checks["empty"] = {"count": int(empty.sum()), "rows": np.flatnonzero(empty).tolist(), "fields": empty_by_field}
     exact = normalized = np.zeros(0, dtype=np.int64)
     if prompt_key is not None:
-        usable = ~_mask(prompt_key.is_null()) & ~_mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(prompt_key)), 0))
-        exact, normalized = duplicate_rows(prompt_key, usable, lambda f, m: progress(0.05 + 0.5 * f, m))
+        usable = ~_mask(prompt_key.is_null()) & ~blank_mask(prompt_key)
+        exact, normalized, hashes = duplicate_rows(prompt_key, usable, lambda f, m: progress(0.05 + 0.5 * f, m))
+        for fld in fields:
+            if fld.name == "prompt" and fld.owner is None:
+                fld.hashes = hashes
     checks["duplicate_exact"] = {"count": int(len(exact)), "rows": exact.tolist(), "field": "prompt"}
     checks["duplicate_normalized"] = {"count": int(len(normalized)), "rows": normalized.tolist(), "field": "prompt"}
     progress(0.6, "lengths")
@@ -399,7 +360,7 @@ def base_audit(prepared: Prepared, progress: Progress = _quiet) -> tuple[dict[st
     outliers = np.zeros(n, dtype=bool)
     fences: dict[str, Any] = {}
     for fld in fields:
-        piece_chars = np.asarray(pc.utf8_length(fld.pieces).to_numpy(zero_copy_only=False), dtype=np.int64)
+        piece_chars = _numbers(pc.utf8_length(fld.pieces))
         chars = fld.per_row(piece_chars, n)
         chars_per_row[fld.name] = chars
         measured = chars[chars >= 0]
@@ -514,17 +475,16 @@ def finish(result: dict[str, Any], tokens: dict[str, np.ndarray] | None, max_len
 
 
 def audit_prepared(
-    prepared: Prepared, tokenizer: Path | None = None, max_length: int | None = None, progress: Progress = _quiet
+    prepared: Prepared, counter: TokenCounter | None = None, max_length: int | None = None, progress: Progress = _quiet
 ) -> dict[str, Any]:
     """Audit a prepared dataset (no caching): checks, distributions, char lengths and, with a tokenizer, tokens."""
     started = time.perf_counter()
-    base, fields = base_audit(prepared, lambda f, m: progress(f * (0.3 if tokenizer else 1.0), m))
+    base, fields = base_audit(prepared, lambda f, m: progress(f * (0.3 if counter else 1.0), m))
     tokens = None
-    if tokenizer is not None:
-        counter = token_counter(Path(tokenizer))
+    if counter is not None:
         tokens = token_lengths(fields, prepared.loaded.rows, counter, lambda f, m: progress(0.3 + 0.7 * f, m))
     result = finish(base, tokens, max_length)
-    result["tokenizer"] = str(tokenizer) if tokenizer else None
+    result["tokenizer"] = str(counter.directory) if counter else None
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
     return result
 
@@ -536,13 +496,16 @@ def audit_file(
     tokenizer: Path | None = None,
     max_length: int | None = None,
     progress: Progress = _quiet,
+    tokenizer_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Load, validate and audit a dataset file that is not stored (what the benchmark measures)."""
     from platform_core.datasets.loader import format_for
     from platform_core.datasets.schemas import prepare
 
+    # The tokenizer first, before the data is in memory: its export runs in a child process.
+    counter = token_counter(Path(tokenizer), tokenizer_cache) if tokenizer else None
     prepared = prepare(Path(path), format_for(str(path)), dataset_type, config)
-    return audit_prepared(prepared, tokenizer, max_length, progress)
+    return audit_prepared(prepared, counter, max_length, progress)
 
 
 # -- cached audits of stored datasets ------------------------------------------------------------------------------
@@ -673,23 +636,26 @@ def audit_dataset(
     base = None if refresh else _load_base(base_path)
     prepared = None
     fields = None
-    progress(0.01, "loading")
-    scale = 0.3 if tokenizer_path else 1.0
+    tokens_path = None
+    if tokenizer_path is not None:
+        tokens_path = directory / f"{key}-{tokenizer_fingerprint(tokenizer_path)}.npz"
+    tokens = None if refresh or tokens_path is None else _load_tokens(tokens_path)
+    counter = None
+    if tokens_path is not None and tokens is None:
+        progress(0.01, "loading the tokenizer")
+        counter = token_counter(tokenizer_path, platform.workspace.cache / "tokenizers")
+    progress(0.02, "loading")
+    scale = 0.3 if counter else 1.0
     if base is None:
         prepared = prepare_dataset(platform, record)
         base, fields = base_audit(prepared, lambda f, m: progress(0.05 + (scale - 0.05) * f, m))
         _save_base(base_path, base)
-    tokens = None
-    if tokenizer_path is not None:
-        tokens_path = directory / f"{key}-{tokenizer_fingerprint(tokenizer_path)}.npz"
-        tokens = None if refresh else _load_tokens(tokens_path)
-        if tokens is None:
-            if fields is None:
-                prepared = prepared or prepare_dataset(platform, record)
-                fields, _, _ = text_fields(prepared)
-            counter = token_counter(tokenizer_path)
-            tokens = token_lengths(fields, base["rows"], counter, lambda f, m: progress(scale + (1 - scale) * f, m))
-            _save_tokens(tokens_path, tokens)
+    if counter is not None:
+        if fields is None:
+            prepared = prepared or prepare_dataset(platform, record)
+            fields, _, _ = text_fields(prepared)
+        tokens = token_lengths(fields, base["rows"], counter, lambda f, m: progress(scale + (1 - scale) * f, m))
+        _save_tokens(tokens_path, tokens)
     progress(1.0, "done")
     return _decorate(finish(base, tokens, max_length), record, tokenizer_path, cached=False)
 
@@ -705,6 +671,7 @@ def forget_audits(platform: Platform, content_hash: str) -> None:
 @task_kind("datasets.audit")
 def run_audit_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
     """Task: audit a dataset (params: dataset_id, tokenizer, max_length) and leave the result in the cache."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"  # the worker's environment turns it off; this process never forks
     ctx.log(
         f"auditing dataset #{params['dataset_id']}"
         + (f" with the tokenizer of {params['tokenizer']}" if params.get("tokenizer") else "")

@@ -386,7 +386,7 @@ def _load_parquet(path: Path, name: str) -> LoadedTable:
 
 def _load_jsonl(path: Path, name: str, rules: dict[str, ColumnRule]) -> LoadedTable:
     try:
-        table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=16 << 20))
+        table = _read_jsonl_fast(path)
         if _fast_table_fits(table, rules):
             return LoadedTable(table, "jsonl", name, path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -397,6 +397,16 @@ def _load_jsonl(path: Path, name: str, rules: dict[str, ColumnRule]) -> LoadedTa
         lines.append(line)
         builder.add(record)
     return LoadedTable(builder.finish(), "jsonl", name, path, builder.issues, np.asarray(lines, dtype=np.int64))
+
+
+def _read_jsonl_fast(path: Path) -> pa.Table:
+    """pyarrow's streaming reader (one block in memory at a time); its whole-file reader when later blocks add fields."""
+    options = pa_json.ReadOptions(block_size=16 << 20)
+    try:
+        reader = pa_json.open_json(path, read_options=options)
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
+    except pa.ArrowInvalid:
+        return pa_json.read_json(path, read_options=options)
 
 
 def _fast_table_fits(table: pa.Table, rules: dict[str, ColumnRule]) -> bool:

@@ -40,7 +40,6 @@ DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
     "dpo": {"prompt_field": "prompt", "chosen_field": "chosen", "rejected_field": "rejected"},
     "eval": {"prompt_field": "prompt", "reference_field": "reference", "category_field": "category"},
 }
-EXTRA_KEYS = ("data_source_default", "ability")  # RL conversion: data_source where the row has none, ability
 FIELD_KEYS = (
     "prompt_field",
     "response_field",
@@ -52,6 +51,8 @@ FIELD_KEYS = (
     "data_source_field",
     "category_field",
 )
+EXTRA_KEYS = ("data_source_default", "ability")  # RL conversion: data_source where the row has none, ability
+OWN_KEYS = {*FIELD_KEYS, *EXTRA_KEYS, "format", "label_fields"}  # other keys belong to other areas and are kept
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,11 @@ def get_field(table: pa.Table, path: str) -> pa.ChunkedArray | None:
 
 
 def resolve_field_config(
-    dataset_type: str, config: dict[str, Any] | None, table: pa.Table, name: str
+    dataset_type: str,
+    config: dict[str, Any] | None,
+    table: pa.Table,
+    name: str,
+    outcome: str = "Nothing was stored.",
 ) -> dict[str, Any]:
     """Fill in defaults and what the file shows (SFT chat or pairs, a verl-style answer, label fields); check presence.
 
@@ -151,7 +156,7 @@ def resolve_field_config(
                 f"{name}: an SFT dataset needs '{resolved['prompt_field']}' and '{resolved['response_field']}' fields, "
                 f"or a '{resolved['messages_field']}' list of {{role, content}} messages; the records have: "
                 f"{_listing(columns)}. Map your fields in Field configuration (CLI: --prompt-field/--response-field "
-                "or --messages-field). Nothing was stored."
+                f"or --messages-field). {outcome}"
             )
     if dataset_type == "grpo" and "answer_field" not in given and get_field(table, resolved["answer_field"]) is None:
         if get_field(table, "reward_model.ground_truth") is not None:
@@ -171,10 +176,12 @@ def resolve_field_config(
                 + (f" ({role.role})" if role.role != role.field else "")
                 + ", but no record "
                 f"has it; the records have: {_listing(columns)}. If the {role.role} is in another field, choose it in "
-                f"Field configuration (CLI: {flag} NAME). Nothing was stored."
+                f"Field configuration (CLI: {flag} NAME). {outcome}"
             )
     out = {k: resolved[k] for k in (*DEFAULT_FIELDS[dataset_type], "label_fields")}
     out.update({k: str(given[k]) for k in EXTRA_KEYS if given.get(k)})
+    # Keys other areas keep in the configuration (e.g. evaluation's eval_type) pass through unchanged.
+    out.update({k: v for k, v in (config or {}).items() if k not in out and k not in OWN_KEYS})
     return out
 
 
@@ -264,9 +271,12 @@ def _bool(array) -> np.ndarray:
     return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def blank_mask(array: pa.ChunkedArray) -> np.ndarray:
-    """True where a string is empty or only whitespace (nulls are False)."""
-    return _bool(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), 0))
+BLANK_PATTERN = r"^[\s\p{Z}]*$"  # ASCII whitespace and Unicode separators (U+3000 ideographic space, NBSP, ...)
+
+
+def blank_mask(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True where a string is empty or only whitespace (nulls are False); no trimmed copy is made."""
+    return _bool(pc.match_substring_regex(array, BLANK_PATTERN))
 
 
 def _rows(mask: np.ndarray) -> np.ndarray:
@@ -284,7 +294,7 @@ def _chat_problems(role: Role, array: pa.ChunkedArray, need_assistant: bool) -> 
     problems = []
     not_null = ~_bool(lists.is_null())
     empty_list = not_null & (lengths == 0)
-    blank_content = _bool(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(contents)), 0)) | _bool(contents.is_null())
+    blank_content = blank_mask(contents) | _bool(contents.is_null())
     all_blank = np.zeros(n, dtype=bool)
     if len(flat):
         nonblank_per_row = np.bincount(parents, weights=~blank_content, minlength=n)

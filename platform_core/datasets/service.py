@@ -31,12 +31,9 @@ from platform_core.context import Platform
 from platform_core.datasets.convert import DEFAULT_TARGET, check_target, convert_table
 from platform_core.datasets.loader import EXTENSIONS, arrow_kind, format_for, ingest
 from platform_core.datasets.schemas import (
-    DATASET_TYPES,
-    EXTRA_KEYS,
-    FIELD_KEYS,
+    OWN_KEYS,
     Prepared,
     check_type,
-    get_field,
     prepare,
     refuse_if_unusable,
     resolve_field_config,
@@ -48,7 +45,6 @@ LIST_COLUMNS = (
     "id, name, type, rows, size_bytes, format, created_at, content_hash, parent_id, original_name, "
     "description, field_config, columns"
 )
-DEMO_NAMES = {kind: f"demo-{kind}" for kind in DATASET_TYPES}
 
 
 # -- records -------------------------------------------------------------------------------------------------------
@@ -252,7 +248,7 @@ def load_records(platform: Platform, ref: str | int, valid_only: bool = False, a
 def update_field_config(platform: Platform, ref: str | int, changes: dict[str, Any]) -> dict[str, Any]:
     """Change a dataset's field configuration (prompt/response/answer/label fields); return the new configuration."""
     record = get_dataset(platform, ref)
-    unknown = set(changes) - set(FIELD_KEYS) - {"label_fields", "format", *EXTRA_KEYS}
+    unknown = set(changes) - OWN_KEYS
     if unknown:
         raise InvalidInput(f"field configuration: unknown keys {', '.join(sorted(unknown))}")
     config = {**record["field_config"], **changes}
@@ -263,7 +259,13 @@ def update_field_config(platform: Platform, ref: str | int, changes: dict[str, A
     from platform_core.datasets.schemas import column_rules
 
     loaded = read(path, record["format"], record["original_name"], column_rules(record["type"], config))
-    resolved = resolve_field_config(record["type"], config, loaded.table, record["original_name"] or path.name)
+    resolved = resolve_field_config(
+        record["type"],
+        config,
+        loaded.table,
+        record["original_name"] or path.name,
+        "The field configuration was not changed.",
+    )
     platform.store.update("datasets", record["id"], field_config=resolved)
     return resolved
 
@@ -473,18 +475,15 @@ def remove_dataset(platform: Platform, ref: str | int) -> dict[str, Any]:
 
 # -- demo ----------------------------------------------------------------------------------------------------------
 def register_demo_datasets(platform: Platform, files: dict[str, Path]) -> dict[str, int]:
-    """Register the demo kit's files (type -> path) as datasets named demo-<type>; idempotent. Return type -> id."""
+    """Register the demo kit's files ({key: path}) as datasets named demo-<key>; idempotent. Return {key: id}.
+
+    A key is a dataset type, or a validation set named in the demo kit's VALIDATION_SETS (e.g. sft_val -> sft).
+    """
+    from platform_core.workspace.demo import VALIDATION_SETS
+
     ids = {}
-    for kind, path in files.items():
-        result = add_dataset(platform, Path(path), kind, DEMO_NAMES[kind], description="demo kit")
-        ids[kind] = result["id"]
+    for key, path in files.items():
+        dataset_type = VALIDATION_SETS.get(key, key)
+        name = f"demo-{key.replace('_', '-')}"
+        ids[key] = add_dataset(platform, Path(path), dataset_type, name, description="demo kit")["id"]
     return ids
-
-
-def field_values(platform: Platform, ref: str | int, field: str, limit: int = 20) -> list[Any]:
-    """A few distinct values of a field (for pickers)."""
-    table = prepare_dataset(platform, ref).loaded.table
-    array = get_field(table, field)
-    if array is None:
-        return []
-    return pc.unique(array.drop_null()).slice(0, limit).to_pylist()

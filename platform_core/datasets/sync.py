@@ -87,34 +87,20 @@ def ensure_synced(
     local = _local_file(platform, record, kind)
     own_session = session is None
     session = session or open_session(platform, profile["id"])
+
+    def mark(status: str, **values: Any) -> None:
+        if tracked:  # the table tracks the type's default format only
+            _set_state(platform, record["id"], profile["id"], status=status, **values)
+
     try:
         folder = posixpath.join(session.workdir(), "datasets")
         remote = posixpath.join(folder, remote_file_name(record, kind))
+        there = {"remote_path": remote, "content_hash": record["content_hash"], "error": None}
         size = local.stat().st_size
         if session.file_size(remote) == size:
-            if tracked:
-                _set_state(
-                    platform,
-                    record["id"],
-                    profile["id"],
-                    status="synced",
-                    remote_path=remote,
-                    content_hash=record["content_hash"],
-                    error=None,
-                    synced_at=time.time(),
-                )
+            mark("synced", **there, synced_at=time.time())
             return remote
-        if tracked:
-            _set_state(
-                platform,
-                record["id"],
-                profile["id"],
-                status="syncing",
-                remote_path=remote,
-                content_hash=record["content_hash"],
-                error=None,
-                synced_at=time.time(),
-            )
+        mark("syncing", **there, synced_at=time.time())
         try:
             session.mkdirs(folder)
             session.run(
@@ -124,22 +110,11 @@ def ensure_synced(
             session.put_atomic(str(local), remote, progress=progress)
         except RemoteError as exc:
             error = _diagnose(session, folder, size, exc)
-            if tracked:
-                _set_state(platform, record["id"], profile["id"], status="failed", error=str(error))
+            mark("failed", error=str(error))
             if error is exc:
                 raise
             raise error from exc
-        if tracked:
-            _set_state(
-                platform,
-                record["id"],
-                profile["id"],
-                status="synced",
-                remote_path=remote,
-                content_hash=record["content_hash"],
-                error=None,
-                synced_at=time.time(),
-            )
+        mark("synced", **there, synced_at=time.time())
         return remote
     finally:
         if own_session:

@@ -232,3 +232,15 @@ def test_a_long_audit_runs_as_a_task_and_fills_the_cache(platform, planted, demo
     assert task["result"]["checks"]["format_errors"] == 2 and task["progress"] == 1.0
     hit = cached_audit(platform, get_dataset(platform, dataset_id), demo_model_dir.resolve(), 32)
     assert hit is not None and hit["checks"]["duplicate_normalized"]["rows"] == expected["duplicate_normalized"]
+
+
+def test_a_bad_tokenizer_choice_is_named(platform, planted, tmp_path):
+    from platform_core.errors import InvalidInput, NotFound
+
+    dataset_id, _, _ = planted
+    with pytest.raises(InvalidInput, match="has no tokenizer files"):
+        audit_dataset(platform, dataset_id, tokenizer=str(tmp_path))
+    with pytest.raises(NotFound, match="not registered"):
+        audit_dataset(platform, dataset_id, tokenizer="no-such-model")
+    with pytest.raises(InvalidInput, match="max length"):
+        audit_dataset(platform, dataset_id, max_length=0)

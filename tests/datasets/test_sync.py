@@ -132,3 +132,33 @@ def test_sync_all_as_a_task(platform, sshd, ssh_profile, write):
     assert status[grpo]["remote_path"].endswith(convert_for(platform, grpo, "verl_rl").name)
     results = sync_datasets(platform, ids, ssh_profile)
     assert all("remote_path" in r for r in results.values())
+
+
+def test_the_sync_commands(platform, sshd, ssh_profile, write):
+    import json
+    import os
+    import sys
+
+    ids = [
+        add_dataset(platform, write.jsonl(f"{i}.jsonl", _random_rows(5, i)), "sft", f"cli {i}")["id"] for i in range(2)
+    ]
+    env = {**os.environ, "PLATFORM_HOME": str(platform.workspace.root)}
+    env.pop("PLATFORM_SECRET_KEY", None)
+
+    def cli(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "platform_core", "dataset", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    synced = cli("sync", "--all", "--connection", ssh_profile, "--json")
+    assert sorted(int(k) for k in synced) == sorted(ids) and all("remote_path" in v for v in synced.values())
+    status = cli("sync-status", "--connection", ssh_profile, "--json")
+    assert {v["status"] for v in status.values()} == {"synced"}
+    original = cli("sync", str(ids[0]), "--kind", "original", "--connection", ssh_profile, "--json")
+    assert original[str(ids[0])]["remote_path"].endswith(".jsonl")

@@ -1,0 +1,247 @@
+"""Strings of the Datasets page."""
+
+STRINGS = {
+    "datasets.title": {"zh": "数据集", "en": "Datasets"},
+    "datasets.intro": {
+        "zh": "上传 JSON / JSONL / Parquet 数据集，在花掉 GPU 时间之前检查它是否适合训练：分布、长度、空值、重复与格式，"
+        "然后转换为 verl / TRL 读取的格式并同步到服务器。",
+        "en": "Upload JSON / JSONL / Parquet datasets and check them before a GPU hour is spent: distributions, "
+        "lengths, empties, duplicates and format; then convert them to what verl / TRL read and sync them to the "
+        "server.",
+    },
+    "datasets.none": {
+        "zh": "还没有数据集。上传一个，或运行 `python -m platform_core demo init` 获取示例数据。",
+        "en": "No datasets yet. Upload one, or run `python -m platform_core demo init` for sample data.",
+    },
+    "datasets.type": {"zh": "数据集类型", "en": "Dataset type"},
+    "datasets.type.sft": {"zh": "SFT（监督微调）", "en": "SFT (supervised fine-tuning)"},
+    "datasets.type.grpo": {"zh": "GRPO（规则奖励）", "en": "GRPO (rule reward)"},
+    "datasets.type.ppo": {"zh": "PPO（模型奖励）", "en": "PPO (model reward)"},
+    "datasets.type.dpo": {"zh": "DPO（偏好对）", "en": "DPO (preference pairs)"},
+    "datasets.type.eval": {"zh": "评估集", "en": "Evaluation set"},
+    "datasets.description": {"zh": "描述（可选）", "en": "Description (optional)"},
+    "datasets.upload.header": {"zh": "上传数据集", "en": "Upload a dataset"},
+    "datasets.upload.file": {"zh": "文件（.json / .jsonl / .parquet）", "en": "File (.json / .jsonl / .parquet)"},
+    "datasets.upload.file.help": {
+        "zh": ".json 为记录数组，.jsonl 每行一条记录；推荐 Parquet。文件以内容哈希存入工作区，重复上传相同内容不会重复存储。",
+        "en": ".json is an array of records, .jsonl one record per line; Parquet is recommended. Files are stored "
+        "in the workspace by content hash; uploading the same content again stores nothing new.",
+    },
+    "datasets.upload.name.help": {
+        "zh": "同名上传会成为该数据集的新版本。",
+        "en": "Uploading under an existing name makes a new version of it.",
+    },
+    "datasets.upload.convert": {"zh": "转换编码", "en": "Convert the encoding"},
+    "datasets.upload.convert.help": {
+        "zh": "文件不是 UTF-8 时（例如 GBK），同意将其从检测到的编码（或右侧填写的编码）转换为 UTF-8。",
+        "en": "When the file is not UTF-8 (e.g. GBK), agree to convert it from the detected encoding (or the one "
+        "typed on the right) to UTF-8.",
+    },
+    "datasets.upload.encoding": {"zh": "源编码（可选）", "en": "Source encoding (optional)"},
+    "datasets.upload.encoding.help": {
+        "zh": "留空则使用自动检测的编码。",
+        "en": "Leave empty to use the detected encoding.",
+    },
+    "datasets.upload.mapping": {"zh": "字段映射（可选）", "en": "Field mapping (optional)"},
+    "datasets.upload.mapping.help": {
+        "zh": "字段名与默认值（prompt / response / solution）不同时填写；之后也可在“字段配置”中修改。",
+        "en": "Fill in when your field names differ from the defaults (prompt / response / solution); you can also "
+        "change them later under Field configuration.",
+    },
+    "datasets.upload.submit": {"zh": "上传并检查", "en": "Upload and check"},
+    "datasets.upload.no_file": {"zh": "请先选择文件。", "en": "Choose a file first."},
+    "datasets.upload.checking": {"zh": "正在校验…", "en": "Checking…"},
+    "datasets.upload.done": {
+        "zh": "已添加数据集 #{id} {name}：{rows} 行。",
+        "en": "Added dataset #{id} {name}: {rows} rows.",
+    },
+    "datasets.upload.existing": {
+        "zh": "相同内容已存储为数据集 #{id} {name}（{rows} 行），直接复用。",
+        "en": "Identical content is already stored as dataset #{id} {name} ({rows} rows); it is reused.",
+    },
+    "datasets.open": {"zh": "打开数据集", "en": "Open a dataset"},
+    "datasets.open.button": {"zh": "打开", "en": "Open"},
+    "datasets.back": {"zh": "← 返回数据集列表", "en": "← Back to the datasets"},
+    "datasets.parent": {"zh": "由 #{id} 派生", "en": "derived from #{id}"},
+    "datasets.col.version": {"zh": "版本", "en": "Version"},
+    "datasets.col.rows": {"zh": "行数", "en": "Rows"},
+    "datasets.col.size": {"zh": "大小", "en": "Size"},
+    "datasets.col.format": {"zh": "格式", "en": "Format"},
+    "datasets.col.sync": {"zh": "同步状态", "en": "Sync"},
+    "datasets.col.columns": {"zh": "字段数", "en": "Fields"},
+    "datasets.col.field": {"zh": "字段", "en": "Field"},
+    "datasets.col.type": {"zh": "类型", "en": "Type"},
+    "datasets.valid_rows": {"zh": "有效行", "en": "Valid rows"},
+    "datasets.tab.overview": {"zh": "概览与分布", "en": "Overview"},
+    "datasets.tab.lengths": {"zh": "长度统计", "en": "Lengths"},
+    "datasets.tab.quality": {"zh": "质量检查", "en": "Quality checks"},
+    "datasets.tab.preview": {"zh": "样本预览", "en": "Preview"},
+    "datasets.tab.fields": {"zh": "字段配置", "en": "Field configuration"},
+    "datasets.tab.convert": {"zh": "格式转换", "en": "Conversion"},
+    "datasets.tab.sync": {"zh": "同步", "en": "Sync"},
+    "datasets.audit.running": {"zh": "正在审核…", "en": "Auditing…"},
+    "datasets.audit.start": {"zh": "审核 {rows} 行（后台任务）", "en": "Audit {rows} rows (background task)"},
+    "datasets.audit.pending": {"zh": "审核完成后显示。", "en": "Shown when the audit has finished."},
+    "datasets.labels": {"zh": "标签分布", "en": "Label distribution"},
+    "datasets.other": {"zh": "其他", "en": "other"},
+    "datasets.distributions": {"zh": "字段分布", "en": "Field distributions"},
+    "datasets.dist.text": {
+        "zh": "{name}：自由文本，{distinct} 个不同值，长度中位数 {p50}，最长 {max} 字符。",
+        "en": "{name}: free text, {distinct} distinct values, median {p50} and longest {max} characters.",
+    },
+    "datasets.dist.nested": {"zh": "{name}：嵌套结构（{type}）。", "en": "{name}: nested ({type})."},
+    "datasets.dist.none": {"zh": "除文本字段外没有其他字段。", "en": "No fields besides the text fields."},
+    "datasets.lengths.tokenizer": {"zh": "分词器", "en": "Tokenizer"},
+    "datasets.lengths.tokenizer.help": {
+        "zh": "从已注册的本地模型中选择（设置 → 模型）；远程服务器上的模型需先同步到本机。",
+        "en": "Pick a registered local model (Settings → Models); a model on the server must be synced to this "
+        "machine first.",
+    },
+    "datasets.lengths.no_tokenizer": {"zh": "（仅字符数）", "en": "(characters only)"},
+    "datasets.lengths.tokenizer_path": {"zh": "或模型目录路径", "en": "or a model directory"},
+    "datasets.lengths.max_length": {"zh": "最大长度", "en": "Max length"},
+    "datasets.lengths.max_length.help": {
+        "zh": "显示超过该长度（token；未选分词器时为字符）将被截断的行所占比例。0 表示不计算。",
+        "en": "Shows the share of rows longer than this (tokens; characters without a tokenizer) that would be "
+        "truncated. 0: off.",
+    },
+    "datasets.lengths.tokenizing": {"zh": "正在分词…", "en": "Tokenizing…"},
+    "datasets.lengths.start": {"zh": "计算 token 长度（后台任务）", "en": "Compute token lengths (background task)"},
+    "datasets.lengths.unit": {"zh": "单位", "en": "Unit"},
+    "datasets.lengths.mean": {"zh": "平均", "en": "mean"},
+    "datasets.lengths.count": {"zh": "行数", "en": "rows"},
+    "datasets.lengths.turns": {
+        "zh": "对话轮数：中位数 {p50}，最多 {max}。",
+        "en": "Chat turns: median {p50}, at most {max}.",
+    },
+    "datasets.lengths.truncated": {
+        "zh": "{field}：{percent}% 的行（{rows} 行）在最大长度 {length} {unit} 下会被截断。",
+        "en": "{field}: {percent}% of rows ({rows}) would be truncated at max length {length} {unit}.",
+    },
+    "datasets.unit.chars": {"zh": "字符", "en": "characters"},
+    "datasets.unit.tokens": {"zh": "token", "en": "tokens"},
+    "datasets.check.empty": {"zh": "空值", "en": "Empty / null"},
+    "datasets.check.duplicate_exact": {"zh": "完全重复", "en": "Exact duplicates"},
+    "datasets.check.duplicate_normalized": {"zh": "规范化后重复", "en": "Near duplicates"},
+    "datasets.check.length_outliers": {"zh": "长度异常", "en": "Length outliers"},
+    "datasets.check.format_errors": {"zh": "格式错误", "en": "Format errors"},
+    "datasets.check.empty.help": {
+        "zh": "必填字段缺失、为 null 或只有空白字符的行。",
+        "en": "Rows where a required field is missing, null or only whitespace.",
+    },
+    "datasets.check.duplicate_exact.help": {
+        "zh": "prompt 与前面某行完全相同的行（首次出现的行不计入）。",
+        "en": "Rows whose prompt repeats an earlier row exactly (the first occurrence is not counted).",
+    },
+    "datasets.check.duplicate_normalized.help": {
+        "zh": "忽略大小写、空白、标点（含中文标点）与全角/半角差异（NFKC）后重复的行；包含完全重复。",
+        "en": "Rows repeating an earlier prompt after ignoring case, whitespace, punctuation (Chinese too) and "
+        "full-width/half-width forms (NFKC); includes the exact duplicates.",
+    },
+    "datasets.check.length_outliers.help": {
+        "zh": "过短或过长的文本字段，规则如下。",
+        "en": "Text fields far shorter or longer than the rest, by the rule below.",
+    },
+    "datasets.check.format_errors.help": {
+        "zh": "类型错误（如不是字符串）、对话消息格式错误、没有 assistant 回复、chosen 与 rejected 相同等。",
+        "en": "Wrong types (e.g. not a string), malformed chat messages, no assistant turn, chosen equal to "
+        "rejected, and so on.",
+    },
+    "datasets.check.rule": {"zh": "规则：", "en": "Rule:"},
+    "datasets.quality.more": {
+        "zh": "显示前 {shown} 行，共 {total} 行。",
+        "en": "Showing the first {shown} of {total} rows.",
+    },
+    "datasets.export.header": {"zh": "导出清洗后的数据集", "en": "Export a cleaned dataset"},
+    "datasets.export.drop": {"zh": "删除被这些检查标记的行", "en": "Drop the rows flagged by"},
+    "datasets.export.preview": {
+        "zh": "将删除 {dropped} 行，保留 {kept} 行。",
+        "en": "{dropped} rows will be dropped, {kept} kept.",
+    },
+    "datasets.export.name": {"zh": "新版本名称", "en": "Name of the new version"},
+    "datasets.export.name.help": {
+        "zh": "保持原名即成为该数据集的新版本。",
+        "en": "Keep the name to make it a new version of this dataset.",
+    },
+    "datasets.export.submit": {"zh": "导出为新版本", "en": "Export as a new version"},
+    "datasets.export.done": {
+        "zh": "已导出数据集 #{id} {name}：{rows} 行（删除 {dropped} 行）。",
+        "en": "Exported dataset #{id} {name}: {rows} rows ({dropped} dropped).",
+    },
+    "datasets.export.open": {"zh": "打开新版本", "en": "Open the new version"},
+    "datasets.preview.search": {"zh": "搜索", "en": "Search"},
+    "datasets.preview.search.hint": {
+        "zh": "在所有文本字段中查找（不区分大小写）",
+        "en": "Find in every text field (case-insensitive)",
+    },
+    "datasets.preview.page_size": {"zh": "每页行数", "en": "Rows per page"},
+    "datasets.preview.page": {"zh": "页码（共 {pages} 页）", "en": "Page (of {pages})"},
+    "datasets.preview.total": {
+        "zh": "匹配 {total} 行（行号从 0 开始）。",
+        "en": "{total} matching rows (rows are counted from 0).",
+    },
+    "datasets.preview.record": {"zh": "查看单条记录（行号）", "en": "Show one record (row)"},
+    "datasets.preview.place": {"zh": "位置：{place}", "en": "Place in the file: {place}"},
+    "datasets.fields.help": {
+        "zh": "指定各字段的用途：提示与回复（SFT 的损失字段）、GRPO 奖励使用的答案字段（默认 solution）、用于分布与分类评估的标签字段。",
+        "en": "Say what each field is for: prompt and response (the SFT loss fields), the answer field GRPO rewards "
+        "use (default solution), and the label fields for distributions and per-category evaluation.",
+    },
+    "datasets.fields.format": {"zh": "SFT 记录形式", "en": "SFT records"},
+    "datasets.fields.format.pairs": {"zh": "prompt / response 对", "en": "prompt / response pairs"},
+    "datasets.fields.format.chat": {"zh": "对话 messages 列表", "en": "chat messages"},
+    "datasets.fields.prompt": {"zh": "提示字段", "en": "Prompt field"},
+    "datasets.fields.response": {"zh": "回复字段", "en": "Response field"},
+    "datasets.fields.messages": {"zh": "对话字段", "en": "Messages field"},
+    "datasets.fields.chosen": {"zh": "优选回复字段", "en": "Chosen field"},
+    "datasets.fields.rejected": {"zh": "劣选回复字段", "en": "Rejected field"},
+    "datasets.fields.answer": {"zh": "答案字段（GRPO）", "en": "Answer field (GRPO)"},
+    "datasets.fields.reference": {"zh": "参考答案字段", "en": "Reference field"},
+    "datasets.fields.data_source": {"zh": "数据来源字段", "en": "Data source field"},
+    "datasets.fields.category": {"zh": "类别字段", "en": "Category field"},
+    "datasets.fields.labels": {"zh": "标签字段", "en": "Label fields"},
+    "datasets.fields.labels.help": {
+        "zh": "在分布图中统计，并用于按类别评估。",
+        "en": "Counted in the distributions and used for per-category evaluation.",
+    },
+    "datasets.fields.data_source_default": {"zh": "默认数据来源（缺失时）", "en": "Default data source (when missing)"},
+    "datasets.fields.ability": {"zh": "能力标签（verl ability）", "en": "Ability (verl)"},
+    "datasets.target.verl_rl": {"zh": "verl 强化学习（GRPO / PPO）", "en": "verl RL (GRPO / PPO)"},
+    "datasets.target.verl_sft": {"zh": "verl SFT（messages）", "en": "verl SFT (messages)"},
+    "datasets.target.trl_dpo": {
+        "zh": "TRL DPO（prompt / chosen / rejected）",
+        "en": "TRL DPO (prompt / chosen / rejected)",
+    },
+    "datasets.target.trl_rl": {"zh": "TRL GRPO（对话式 prompt）", "en": "TRL GRPO (conversational prompt)"},
+    "datasets.target.raw": {"zh": "原始字段（Parquet）", "en": "Own fields (Parquet)"},
+    "datasets.convert.help": {
+        "zh": "转换为引擎读取的 Parquet，按内容哈希与字段配置版本化；只包含有效行（空值与格式错误的行会被跳过）。",
+        "en": "Converts to the Parquet the engines read, versioned by content hash and field configuration; only "
+        "valid rows go in (rows with empty fields or format errors are left out).",
+    },
+    "datasets.convert.button": {"zh": "转换", "en": "Convert"},
+    "datasets.convert.file": {"zh": "{path} · {rows} 行 · {size}", "en": "{path} · {rows} rows · {size}"},
+    "datasets.sync.synced": {"zh": "已同步", "en": "synced"},
+    "datasets.sync.syncing": {"zh": "同步中", "en": "syncing"},
+    "datasets.sync.failed": {"zh": "同步失败", "en": "failed"},
+    "datasets.sync.changed": {"zh": "同步后已变更", "en": "changed since sync"},
+    "datasets.sync.not_synced": {"zh": "未同步", "en": "not synced"},
+    "datasets.sync.mode": {
+        "zh": "SSH 模式：数据集同步到 {name} 的工作目录 datasets/。",
+        "en": "SSH mode: datasets are synced to the work directory datasets/ on {name}.",
+    },
+    "datasets.sync.all": {"zh": "全部同步", "en": "Sync all"},
+    "datasets.sync.button": {"zh": "同步", "en": "Sync"},
+    "datasets.sync.local": {
+        "zh": "当前为本地模式。在侧边栏切换到 SSH 服务器后，可将数据集同步到服务器。",
+        "en": "Local mode. Switch to an SSH server in the sidebar to sync datasets to it.",
+    },
+    "datasets.sync.status": {"zh": "在 **{name}** 上的状态：**{status}**", "en": "Status on **{name}**: **{status}**"},
+    "datasets.sync.at": {"zh": "最近一次：{at}", "en": "Last change: {at}"},
+    "datasets.remove.header": {"zh": "删除数据集", "en": "Delete the dataset"},
+    "datasets.remove.help": {
+        "zh": "删除这条记录；若没有其他记录使用同一文件，则同时删除文件与缓存。",
+        "en": "Deletes this record, and its file and caches when no other record uses them.",
+    },
+    "datasets.remove.button": {"zh": "删除", "en": "Delete"},
+}
