@@ -37,30 +37,76 @@ def fill(home: Path, jobs: int, datasets: int, evals: int) -> None:
             conn.execute(
                 "INSERT INTO datasets (name, type, content_hash, path, original_name, format, rows, columns, "
                 "size_bytes, field_config, description, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (f"bench-ds-{i}", template["type"], template["content_hash"], template["path"],
-                 template["original_name"], template["format"], template["rows"],
-                 __import__("json").dumps(template["columns"]), template["size_bytes"],
-                 __import__("json").dumps(template["field_config"]), "bench", now - i))
+                (
+                    f"bench-ds-{i}",
+                    template["type"],
+                    template["content_hash"],
+                    template["path"],
+                    template["original_name"],
+                    template["format"],
+                    template["rows"],
+                    __import__("json").dumps(template["columns"]),
+                    template["size_bytes"],
+                    __import__("json").dumps(template["field_config"]),
+                    "bench",
+                    now - i,
+                ),
+            )
         states = ["completed", "failed", "stopped", "paused", "pending"]
         for i in range(jobs):
-            spec = {"fields": {"name": f"bench-job-{i}", "algorithm": "sft", "model": "demo-qwen2-tiny",
-                               "dataset": "demo-sft", "target": "local"}, "model_id": model["id"],
-                    "dataset_id": template["id"], "engine_reason": "bench"}
+            spec = {
+                "fields": {
+                    "name": f"bench-job-{i}",
+                    "algorithm": "sft",
+                    "model": "demo-qwen2-tiny",
+                    "dataset": "demo-sft",
+                    "target": "local",
+                },
+                "model_id": model["id"],
+                "dataset_id": template["id"],
+                "engine_reason": "bench",
+            }
             conn.execute(
                 "INSERT INTO jobs (name, algorithm, engine, target, spec, state, step, total_steps, output_dir, "
                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (f"bench-job-{i}", ["sft", "grpo", "ppo", "dpo"][i % 4], "verl", "local",
-                 __import__("json").dumps(spec), states[i % len(states)], i % 100, 100,
-                 str(home / "outputs" / f"job-{i}"), now - i, now - i))
+                (
+                    f"bench-job-{i}",
+                    ["sft", "grpo", "ppo", "dpo"][i % 4],
+                    "verl",
+                    "local",
+                    __import__("json").dumps(spec),
+                    states[i % len(states)],
+                    i % 100,
+                    100,
+                    str(home / "outputs" / f"job-{i}"),
+                    now - i,
+                    now - i,
+                ),
+            )
         eval_set = store.find_one("datasets", "name = ?", ("demo-eval",))
         for i in range(evals):
-            summary = {"overall": {"accuracy": {"value": 0.5, "se": 0.1, "ci": [0.3, 0.7], "n": 56}}, "per_category": {}}
+            summary = {
+                "overall": {"accuracy": {"value": 0.5, "se": 0.1, "ci": [0.3, 0.7], "n": 56}},
+                "per_category": {},
+            }
             conn.execute(
                 "INSERT INTO eval_runs (name, model_ref, model_path, dataset_id, metrics, gen_params, state, progress, "
                 "output_dir, summary, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (f"bench-eval-{i}", "demo-qwen2-tiny", model["path"], eval_set["id"], '["accuracy"]', "{}",
-                 "completed", 1.0, str(home / "outputs" / "eval" / f"run-{i}"), __import__("json").dumps(summary),
-                 now - i, now - i))
+                (
+                    f"bench-eval-{i}",
+                    "demo-qwen2-tiny",
+                    model["path"],
+                    eval_set["id"],
+                    '["accuracy"]',
+                    "{}",
+                    "completed",
+                    1.0,
+                    str(home / "outputs" / "eval" / f"run-{i}"),
+                    __import__("json").dumps(summary),
+                    now - i,
+                    now - i,
+                ),
+            )
 
 
 def render(page: str, runs: int = 3) -> list[float]:
@@ -98,8 +144,12 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     os.environ["PLATFORM_HOME"] = str(home)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    subprocess.run([sys.executable, "-m", "platform_core", "demo", "init"], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [sys.executable, "-m", "platform_core", "demo", "init"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     fill(home, args.jobs, args.datasets, args.evals)
     print(f"store: {args.jobs} jobs, {args.datasets} datasets, {args.evals} eval runs\n")
     print(f"{'page':<14}{'first render':>14}{'median':>10}{'max':>8}")
@@ -109,6 +159,7 @@ def main() -> None:
         worst = max(worst, max(times))
         print(f"{page:<14}{times[0]:>13.2f}s{statistics.median(times):>9.2f}s{max(times):>7.2f}s")
     print(f"\nslowest script run: {worst:.2f} s (target < 1.5 s; job-list refreshes are among the jobs runs)")
+
 
 if __name__ == "__main__":
     main()

@@ -235,3 +235,15 @@ def _stop_leftover_jobs(platform) -> None:
                 stop_job(platform, job["id"])
             except Exception:  # noqa: BLE001 - best effort cleanup
                 pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need an NVIDIA GPU: on a machine without one they are deselected (not skipped), so a
+    custom -m expression cannot pull them in by accident. Run them with `pytest -m gpu` on a GPU machine."""
+    if shutil.which("nvidia-smi"):
+        return
+    kept = [item for item in items if "gpu" not in item.keywords]
+    deselected = [item for item in items if "gpu" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept

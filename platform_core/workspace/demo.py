@@ -45,7 +45,12 @@ GENERAL_QA = [
     ("什么是过拟合？", "过拟合是模型记住了训练数据，却在新数据上表现变差。"),
     ("What is a learning rate?", "The learning rate sets how big each optimizer step is."),
 ]
-POEM_PROMPTS = ["请写一首关于春天的诗", "Write a haiku about the sea", "请写一句关于月亮的诗", "Write one line about rain"]
+POEM_PROMPTS = [
+    "请写一首关于春天的诗",
+    "Write a haiku about the sea",
+    "请写一句关于月亮的诗",
+    "Write one line about rain",
+]
 
 
 def _question(a: int, b: int, op: str, style: int) -> str:
@@ -65,8 +70,13 @@ def arithmetic_items(rng: random.Random, count: int) -> list[dict[str, Any]]:
         a, b = rng.randint(0, 9), rng.randint(0, 9)
         if op == "-" and b > a:
             a, b = b, a
-        items.append({"prompt": _question(a, b, op, i), "answer": str(_answer(a, b, op)),
-                      "category": "addition" if op == "+" else "subtraction"})
+        items.append(
+            {
+                "prompt": _question(a, b, op, i),
+                "answer": str(_answer(a, b, op)),
+                "category": "addition" if op == "+" else "subtraction",
+            }
+        )
     return items
 
 
@@ -76,8 +86,9 @@ def demo_records(seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     sft = [{"prompt": it["prompt"], "response": it["answer"]} for it in arithmetic_items(rng, 480)]
     sft += [{"prompt": q, "response": a} for q, a in GENERAL_QA] * 4
     rng.shuffle(sft)
-    grpo = [{"prompt": it["prompt"], "data_source": "math", "solution": it["answer"]}
-            for it in arithmetic_items(rng, 128)]
+    grpo = [
+        {"prompt": it["prompt"], "data_source": "math", "solution": it["answer"]} for it in arithmetic_items(rng, 128)
+    ]
     ppo = [{"prompt": it["prompt"], "data_source": "math"} for it in arithmetic_items(rng, 48)]
     ppo += [{"prompt": p, "data_source": "creative"} for p in POEM_PROMPTS * 4]
     dpo = []
@@ -85,10 +96,18 @@ def demo_records(seed: int = 0) -> dict[str, list[dict[str, Any]]]:
         wrong = str(int(it["answer"]) + rng.choice([-3, -2, -1, 1, 2, 3]))
         dpo.append({"prompt": it["prompt"], "chosen": it["answer"], "rejected": wrong})
     for q, a in GENERAL_QA:
-        dpo.append({"prompt": q, "chosen": a, "rejected": "不知道。" if any("\u4e00" <= c <= "\u9fff" for c in q) else "No idea."})
+        dpo.append(
+            {
+                "prompt": q,
+                "chosen": a,
+                "rejected": "不知道。" if any("\u4e00" <= c <= "\u9fff" for c in q) else "No idea.",
+            }
+        )
     sft_val = [{"prompt": it["prompt"], "response": it["answer"]} for it in arithmetic_items(rng, 64)]
-    eval_items = [{"prompt": it["prompt"], "reference": it["answer"], "category": it["category"]}
-                  for it in arithmetic_items(rng, 48)]
+    eval_items = [
+        {"prompt": it["prompt"], "reference": it["answer"], "category": it["category"]}
+        for it in arithmetic_items(rng, 48)
+    ]
     eval_items += [{"prompt": q, "reference": a, "category": "general"} for q, a in GENERAL_QA]
     return {"sft": sft, "grpo": grpo, "ppo": ppo, "dpo": dpo, "eval": eval_items, "sft_val": sft_val}
 
@@ -135,8 +154,10 @@ def tokenizer_corpus(seed: int = 0) -> list[str]:
 # Qwen2's pre-tokenizer. AutoTokenizer loads a qwen2 model's tokenizer as Qwen2Tokenizer, which rebuilds this
 # pipeline from vocab + merges and ignores the one saved in tokenizer.json, so training with anything else would
 # give different token ids depending on how the tokenizer is loaded.
-QWEN_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-              r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+QWEN_SPLIT = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 
 
 def build_tokenizer(directory: Path, seed: int = 0, vocab_size: int = 1024):
@@ -146,17 +167,27 @@ def build_tokenizer(directory: Path, seed: int = 0, vocab_size: int = 1024):
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(tokenizer_corpus(seed), trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
-        additional_special_tokens=["<|im_start|>"], model_max_length=MODEL_CONFIG["max_position_embeddings"],
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        additional_special_tokens=["<|im_start|>"],
+        model_max_length=MODEL_CONFIG["max_position_embeddings"],
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
@@ -172,28 +203,36 @@ def build_model(directory: Path, seed: int = 0) -> Path:
 
     tokenizer = build_tokenizer(directory, seed)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **MODEL_CONFIG,
+        vocab_size=len(tokenizer),
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **MODEL_CONFIG,
     )
     config.architectures = ["Qwen2ForCausalLM"]
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                               max_new_tokens=32)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
+    )
     model.save_pretrained(directory, safe_serialization=True)
     return directory
 
 
 def demo_paths(workspace: Workspace) -> dict[str, Path]:
     """Return where the demo kit lives in a workspace."""
-    return {"model": workspace.models / DEMO_MODEL_NAME, "data": workspace.demo / "data",
-            "specs": workspace.demo / "specs"}
+    return {
+        "model": workspace.models / DEMO_MODEL_NAME,
+        "data": workspace.demo / "data",
+        "specs": workspace.demo / "specs",
+    }
 
 
 def demo_exists(workspace: Workspace) -> bool:
     paths = demo_paths(workspace)
     return (paths["model"] / "config.json").is_file() and all(
-        (paths["data"] / name).is_file() for name in DATASET_FILES.values())
+        (paths["data"] / name).is_file() for name in DATASET_FILES.values()
+    )
 
 
 def init_demo(platform, force: bool = False, log=print) -> dict[str, Any]:
@@ -202,8 +241,7 @@ def init_demo(platform, force: bool = False, log=print) -> dict[str, Any]:
     Registers the model and the datasets (demo-sft, demo-grpo, ...), trains the tiny reward model PPO needs, and
     writes ready job specs under <workspace>/demo/specs/. Returns the paths and ids.
     """
-    from platform_core.datasets.schemas import DATASET_TYPES
-    from platform_core.datasets.service import add_dataset, register_demo_datasets
+    from platform_core.datasets.service import register_demo_datasets
     from platform_core.jobs.demo import write_demo_job_kit
     from platform_core.models import register_model
 
@@ -215,9 +253,6 @@ def init_demo(platform, force: bool = False, log=print) -> dict[str, Any]:
     result["model_id"] = register_model(platform, paths["model"], name=DEMO_MODEL_NAME, source="demo")
     files = write_datasets(paths["data"])
     result["datasets"] = {kind: str(path) for kind, path in files.items()}
-    result["dataset_ids"] = register_demo_datasets(platform, {k: v for k, v in files.items() if k in DATASET_TYPES})
-    for kind, dataset_type in VALIDATION_SETS.items():
-        result["dataset_ids"][kind] = add_dataset(platform, files[kind], dataset_type, f"demo-{kind.replace('_', '-')}",
-                                                  description="demo kit (validation)")["id"]
+    result["dataset_ids"] = register_demo_datasets(platform, files)
     result.update(write_demo_job_kit(platform, paths, files, force, log))
     return result

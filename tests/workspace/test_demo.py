@@ -18,8 +18,9 @@ def test_demo_model_loads_and_generates_with_its_chat_template(demo_model_dir):
     model = AutoModelForCausalLM.from_pretrained(demo_model_dir)
     assert model.config.architectures == ["Qwen2ForCausalLM"]
     assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "What is 3+4?"}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 3+4?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     text = tokenizer.decode(inputs["input_ids"][0])
     assert text.endswith("<|im_start|>assistant\n")
     with torch.no_grad():
@@ -54,17 +55,33 @@ def test_demo_records_follow_the_guide_formats():
 def test_demo_init_cli_builds_offline_and_registers_the_model(tmp_path):
     home = tmp_path / "ws"
     env = {**os.environ, "PLATFORM_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "platform_core", "demo", "init", "--json"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "platform_core", "demo", "init", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     for kind, name in DATASET_FILES.items():
         assert result["datasets"][kind].endswith(name)
-    listed = subprocess.run([sys.executable, "-m", "platform_core", "model", "list", "--json"], env=env,
-                            capture_output=True, text=True, check=True)
-    models = json.loads(listed.stdout)
-    assert models[0]["name"] == "demo-qwen2-tiny" and models[0]["architecture"] == "Qwen2ForCausalLM"
-    assert models[0]["params"] > 100_000
-    again = subprocess.run([sys.executable, "-m", "platform_core", "demo", "init", "--if-missing", "--json"], env=env,
-                           capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "platform_core", "model", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    models = {m["name"]: m for m in json.loads(listed.stdout)}
+    assert models["demo-qwen2-tiny"]["architecture"] == "Qwen2ForCausalLM"
+    assert models["demo-qwen2-tiny"]["params"] > 100_000
+    assert models["demo-reward-model"]["architecture"] == "Qwen2ForSequenceClassification"
+    again = subprocess.run(
+        [sys.executable, "-m", "platform_core", "demo", "init", "--if-missing", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(again.stdout) == {"skipped": True}
