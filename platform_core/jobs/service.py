@@ -561,11 +561,7 @@ def list_jobs(platform: Platform, limit: int = 200, offset: int = 0, state: str 
         "current_run_id, output_dir"
     )
     where, params = ("state = ?", (state,)) if state else (None, ())
-    return (
-        platform.store.find("jobs", where, params, order_by="id DESC", limit=limit, columns=columns)[offset:]
-        if offset
-        else platform.store.find("jobs", where, params, order_by="id DESC", limit=limit, columns=columns)
-    )
+    return platform.store.find("jobs", where, params, order_by="id DESC", limit=limit, offset=offset, columns=columns)
 
 
 def job_status(platform: Platform, job_id: int) -> dict[str, Any]:
@@ -709,4 +705,8 @@ def spec_from_prefill(prefill: dict[str, Any]) -> dict[str, Any]:
         "algorithm": "algorithm",
         "model": "model",
     }
-    return {mapping[k]: v for k, v in prefill.items() if k in mapping and v is not None}
+    values = {mapping[k]: v for k, v in prefill.items() if k in mapping and v is not None}
+    if not values.get("lora_rank"):  # the contract's rank 0 means LoRA off; the spec keeps its default rank
+        values.pop("lora_rank", None)
+        values.pop("lora_alpha", None)
+    return values

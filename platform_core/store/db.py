@@ -183,11 +183,14 @@ class Store:
         order_by: str | None = None,
         limit: int | None = None,
         columns: str = "*",
+        offset: int | None = None,
     ) -> list[dict[str, Any]]:
         """Return records matching a WHERE clause (with ? parameters), decoded."""
         rows = _retry_locked(
             lambda: list(
-                self.db.table(table).rows_where(where, list(params), order_by=order_by, limit=limit, select=columns)
+                self.db.table(table).rows_where(
+                    where, list(params), order_by=order_by, limit=limit, offset=offset or None, select=columns
+                )
             )
         )
         return [self._decode(table, row) for row in rows]
