@@ -104,12 +104,34 @@ def build_line_figure(
         height=height,
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         hovermode="x unified",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        xaxis_title="step",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},  # title on the left
+        xaxis_title=t("monitor.progress.step"),
     )
     if log_y:
-        fig.update_yaxes(type="log")
+        values = [v for _label, (_steps, vs) in series.items() for v in np.asarray(vs, dtype=np.float64).ravel()]
+        fig.update_yaxes(type="log", **log_ticks(values))
     return fig
+
+
+def log_ticks(values) -> dict:
+    """Tick values and labels at 1-2-5 steps covering the positive values, written in full ("0.002", not Plotly's
+    bare "2" between decades); a constant series gets its own value as the tick."""
+    data = np.asarray(values, dtype=np.float64)
+    data = data[np.isfinite(data) & (data > 0)]
+    if data.size == 0:
+        return {}
+    low, high = float(data.min()), float(data.max())
+    ticks = [
+        m * 10.0**e
+        for e in range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1)
+        for m in (1, 2, 5)
+        if low / 1.2 <= m * 10.0**e <= high * 1.2
+    ]
+    if len(ticks) < 2:
+        ticks = sorted({*ticks, low, high})
+    if len(ticks) > 8:  # many decades: powers of ten only
+        ticks = [v for v in ticks if f"{v:.0e}".startswith("1")] or ticks
+    return {"tickvals": ticks, "ticktext": [f"{v:.3g}" for v in ticks]}
 
 
 def line_chart(
@@ -221,6 +243,7 @@ def metrics_panel(stores: dict[str, MetricsStore], *, key: str, columns: int = 2
         raw_names,
         default=[],
         key=f"{key}_other",
+        placeholder=t("common.choose"),
         help=t("monitor.metrics.other_help", count=len(others)),
     )
     for i, name in enumerate(chosen):
@@ -314,13 +337,13 @@ def build_heatmap_figure(
             customdata=matrix,
             colorscale="Viridis",
             colorbar=colorbar,
-            hovertemplate="step %{x}<br>%{y}<br>‖g‖ = %{customdata:.3e}<extra></extra>",
+            hovertemplate=t("monitor.progress.step") + " %{x}<br>%{y}<br>‖g‖ = %{customdata:.3e}<extra></extra>",
         )
     )
     fig.update_layout(
         height=height or max(260, 22 * len(names) + 80),
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis_title="step",
+        xaxis_title=t("monitor.progress.step"),
         yaxis={"autorange": "reversed"},
     )
     return fig
@@ -435,7 +458,11 @@ def build_host_figures(system: SystemStore, max_points: int = 1500) -> dict[str,
     x, y = downsample_minmax(*host["cpu_percent"], max_points)
     cpu.add_trace(go.Scatter(x=_time_axis(x), y=y, mode="lines", name="CPU %"))
     memory = go.Figure()
-    for field, name in (("rss_mib", "RSS"), ("ram_used_mib", "RAM used"), ("ram_total_mib", "RAM total")):
+    for field, name in (
+        ("rss_mib", t("monitor.gpu.rss")),
+        ("ram_used_mib", t("monitor.gpu.ram_used")),
+        ("ram_total_mib", t("monitor.gpu.ram_total")),
+    ):
         x, y = downsample_minmax(*host[field], max_points)
         memory.add_trace(
             go.Scatter(
@@ -574,7 +601,12 @@ def log_viewer(
         "ERROR": t("monitor.log.level.error"),
     }
     levels = c1.multiselect(
-        t("monitor.log.levels"), list(LEVELS), default=list(LEVELS), format_func=level_labels.get, key=f"{key}_levels"
+        t("monitor.log.levels"),
+        list(LEVELS),
+        default=list(LEVELS),
+        format_func=level_labels.get,
+        key=f"{key}_levels",
+        placeholder=t("common.choose"),
     )
     query = c2.text_input(t("monitor.log.search"), key=f"{key}_query", placeholder=t("monitor.log.search_hint"))
     regex = c3.toggle(t("monitor.log.regex"), key=f"{key}_regex")
@@ -622,7 +654,9 @@ def rollout_browser(
         st.info(t("monitor.rollouts.empty"))
         return
     c1, c2, c3 = st.columns([2, 3, 1])
-    chosen = c1.multiselect(t("monitor.rollouts.steps"), steps, default=steps[-1:], key=f"{key}_steps")
+    chosen = c1.multiselect(
+        t("monitor.rollouts.steps"), steps, default=steps[-1:], key=f"{key}_steps", placeholder=t("common.choose")
+    )
     text = c2.text_input(t("monitor.rollouts.text"), key=f"{key}_text")
     grouped = c3.toggle(t("monitor.rollouts.group"), value=grouped_default, key=f"{key}_group")
     rows = load(chosen) if chosen else []

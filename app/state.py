@@ -66,7 +66,8 @@ def run_target_switch(platform: Platform) -> str:
     current = settings.run_target(platform)
 
     # Labels are computed now: a format_func may also be called outside the script run (AppTest), where the
-    # session's language is not visible.
+    # session's language is not visible. The key names the language: a keyed selectbox keeps showing its old label
+    # after a language switch.
     labels = {o: t("sidebar.target.local") if o == "local" else t("sidebar.target.ssh", name=o[4:]) for o in options}
     chosen = st.selectbox(
         t("sidebar.target"),
@@ -74,7 +75,7 @@ def run_target_switch(platform: Platform) -> str:
         index=options.index(current) if current in options else 0,
         format_func=labels.get,
         help=t("sidebar.target.help"),
-        key="run_target_switch",
+        key=f"run_target_switch_{st.session_state['lang']}",
     )
     if chosen != current:
         settings.set_run_target(platform, chosen)

@@ -50,7 +50,8 @@ def show_error(exc: Exception) -> None:
 
 
 def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str | None = None) -> None:
-    """A self-refreshing view of one task: state, progress bar, log tail and a stop button."""
+    """A self-refreshing view of one task: state, progress bar, log tail and a stop button. When the task ends while
+    shown, the whole page is drawn again, so what the task made (a model, results) appears around the panel."""
 
     @st.fragment(run_every=2)
     def _panel():
@@ -59,6 +60,12 @@ def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str 
         task = platform.store.get("tasks", task_id)
         if task is None:
             return
+        watched = st.session_state.setdefault("_tasks_seen_running", set())
+        if task["state"] not in FINAL_STATES:
+            watched.add(task_id)
+        elif task_id in watched:
+            watched.discard(task_id)
+            st.rerun()
         st.markdown(f"**{t('task.title', id=task_id, title=task['title'])}**")
         if task["state"] in FINAL_STATES:
             if task["state"] == "completed":

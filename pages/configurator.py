@@ -146,7 +146,8 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric(t("configurator.peak"), f"{result['peak_gib_per_gpu']:.1f} GiB")
 m2.metric(t("configurator.usable"), f"{result['usable_gib_per_gpu']:.1f} GiB")
 m3.metric(t("configurator.peak_phase"), t(f"configurator.phase.{result['peak_phase']}"))
-m4.metric(t("configurator.params"), f"{result['model']['total_params'] / 1e9:.2f} B")
+params = result["model"]["total_params"]
+m4.metric(t("configurator.params"), f"{params / 1e9:.2f} B" if params >= 1e8 else f"{params / 1e6:.1f} M")
 
 part_labels = {part: t(f"configurator.part.{part}") for part in PARTS}
 phases = result["phases"]

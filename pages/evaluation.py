@@ -204,7 +204,12 @@ def samples_section(run: dict, samples: list[dict]) -> None:
     categories = sorted({s["category"] for s in samples})
     st.subheader(t("evaluation.detail.samples"))
     c1, c2 = st.columns([1, 2])
-    chosen = c1.multiselect(t("evaluation.detail.filter_category"), categories, key=f"sample_cat_{run['id']}")
+    chosen = c1.multiselect(
+        t("evaluation.detail.filter_category"),
+        categories,
+        key=f"sample_cat_{run['id']}",
+        placeholder=t("common.choose"),
+    )
     search = c2.text_input(t("evaluation.detail.search"), key=f"sample_search_{run['id']}")
     shown = [
         s for s in samples
@@ -236,7 +241,7 @@ def rescore_section(run: dict) -> None:
             current = list(dict.fromkeys("pass@k" if m.startswith("pass@") else m for m in run["metrics"]))
             metrics = st.multiselect(
                 t("evaluation.new.metrics"), METRIC_CHOICES, default=[m for m in current if m in METRIC_CHOICES],
-                format_func=metric_labels.get,
+                format_func=metric_labels.get, placeholder=t("common.choose"),
             )  # fmt: skip
             ks = [int(m[5:]) for m in run["metrics"] if m.startswith("pass@") and m[5:].isdigit()]
             k = st.number_input(t("evaluation.new.k"), 1, 200, ks[0] if ks else 1)
@@ -343,9 +348,15 @@ def sets_tab() -> None:
 
 def model_picker(prefix: str, target: str, multiple: bool = False):
     location = "local" if target == "local" else target[4:]
-    models = {m["name"]: m for m in list_models(platform, location)}
+    models = {m["name"]: m for m in list_models(platform, location, generative=True)}
     if multiple:
-        return st.multiselect(t("evaluation.new.models"), list(models), max_selections=5, key=f"{prefix}_models")
+        return st.multiselect(
+            t("evaluation.new.models"),
+            list(models),
+            max_selections=5,
+            key=f"{prefix}_models",
+            placeholder=t("common.choose"),
+        )
     choice = st.selectbox(
         t("evaluation.new.model"), [None, *models], format_func=lambda v: v or "-", key=f"{prefix}_model"
     )
@@ -374,7 +385,7 @@ def new_run_tab() -> None:
         defaults = [m for m in DEFAULT_METRICS.get(eval_type, []) if m in METRIC_CHOICES]
         metrics = st.multiselect(
             t("evaluation.new.metrics"), METRIC_CHOICES, default=defaults, format_func=metric_labels.get,
-            key=f"new_metrics_{dataset_id}",
+            key=f"new_metrics_{dataset_id}", placeholder=t("common.choose"),
         )  # fmt: skip
         k = st.number_input(t("evaluation.new.k"), 1, 200, 1, key="new_k")
         params = generation_widgets("new")
@@ -486,9 +497,18 @@ def compare_section(run_ids: list[int]) -> None:
 def compare_tab() -> None:
     scored = [r for r in list_runs(platform) if (r.get("summary") or {}).get("overall")]
     if len(scored) >= 2:
-        labels = {r["id"]: f"#{r['id']} {r['name']} ({r['model_ref']}, set {r['dataset_id']})" for r in scored}
+        labels = {
+            r["id"]: t("evaluation.compare.run_label", id=r["id"], name=r["name"], model=r["model_ref"],
+                       dataset=r["dataset_id"])
+            for r in scored
+        }  # fmt: skip
         chosen = st.multiselect(
-            t("evaluation.compare.pick"), list(labels), format_func=labels.get, max_selections=5, key="cmp_runs"
+            t("evaluation.compare.pick"),
+            list(labels),
+            format_func=labels.get,
+            max_selections=5,
+            key="cmp_runs",
+            placeholder=t("common.choose"),
         )
         if len(chosen) >= 2:
             compare_section(chosen)
@@ -515,7 +535,7 @@ def compare_tab() -> None:
         models = model_picker("cmp", target, multiple=True)
         metrics = st.multiselect(
             t("evaluation.new.metrics"), METRIC_CHOICES, format_func=metric_labels.get, key="cmp_metrics",
-            help=t("evaluation.compare.metrics_help"),
+            help=t("evaluation.compare.metrics_help"), placeholder=t("common.choose"),
         )  # fmt: skip
         params = generation_widgets("cmp")
         if st.form_submit_button(t("evaluation.compare.start"), type="primary"):

@@ -39,29 +39,37 @@ def act(action, job_id: int) -> None:
         show_error(exc)
 
 
+def engine_reason(record: dict) -> str:
+    """Why the engine was chosen, in the UI's language (records from before the reason codes keep their English)."""
+    code = record.get("engine_reason_code")
+    if code:
+        return t(f"jobs.reason.{code['code']}", **code["params"])
+    return record.get("engine_reason") or ""
+
+
 def controls(job: dict, key: str) -> None:
     """Start / pause / resume / stop / clone buttons fitting the job's state."""
-    cols = st.columns(6)
+    cols = iter(st.columns(6))  # the buttons that apply, side by side from the left
     state = job["state"]
-    if state == "pending" and cols[0].button(t("jobs.start"), key=f"{key}_start", type="primary"):
+    if state == "pending" and next(cols).button(t("jobs.start"), key=f"{key}_start", type="primary"):
         act(service.start_job, job["id"])
         st.rerun()
-    if state in ("running", "starting") and cols[1].button(t("jobs.pause"), key=f"{key}_pause"):
+    if state in ("running", "starting") and next(cols).button(t("jobs.pause"), key=f"{key}_pause"):
         act(service.pause_job, job["id"])
         st.rerun()
-    if state in service.RESUMABLE_STATES and cols[2].button(t("jobs.resume"), key=f"{key}_resume", type="primary"):
+    if state in service.RESUMABLE_STATES and next(cols).button(t("jobs.resume"), key=f"{key}_resume", type="primary"):
         act(service.resume_job, job["id"])
         st.rerun()
-    if state in service.ACTIVE_STATES and cols[3].button(
+    if state in service.ACTIVE_STATES and next(cols).button(
         t("jobs.stop"), key=f"{key}_stop", help=t("jobs.confirm_stop")
     ):
         act(service.stop_job, job["id"])
         st.rerun()
-    if cols[4].button(t("jobs.clone"), key=f"{key}_clone"):
+    if next(cols).button(t("jobs.clone"), key=f"{key}_clone"):
         st.session_state["job_clone"] = job["id"]
         st.query_params.clear()
         st.rerun()
-    if state not in service.ACTIVE_STATES and cols[5].button(t("jobs.delete"), key=f"{key}_delete"):
+    if state not in service.ACTIVE_STATES and next(cols).button(t("jobs.delete"), key=f"{key}_delete"):
         act(service.delete_job, job["id"])
         st.query_params.clear()
         st.rerun()
@@ -104,10 +112,8 @@ def job_list() -> None:
         st.info(t("jobs.none"))
         return
     pages = max(1, -(-total // PAGE_SIZE))
-    page = (
-        st.number_input(t("jobs.page", page="", pages=pages).strip(), 1, pages, 1, key="jobs_page") if pages > 1 else 1
-    )
-    rows = service.list_jobs(platform, limit=PAGE_SIZE * page)[(page - 1) * PAGE_SIZE :]
+    page = st.number_input(t("jobs.page", pages=pages), 1, pages, 1, key="jobs_page") if pages > 1 else 1
+    rows = service.list_jobs(platform, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     algos = _algo_labels()
     frame = pd.DataFrame(
         {
@@ -164,7 +170,20 @@ def initial_values(algorithm: str) -> tuple[dict, str | None]:
     return values, note
 
 
+def form_generation() -> int:
+    """A number in the form's widget keys that changes whenever the form is refilled (configurator, clone, demo
+    spec, a created job): a keyed widget keeps showing its old value when only its default changes."""
+    source = repr([st.session_state.get(k) for k in ("job_prefill", "job_clone", "job_demo_spec")])
+    if st.session_state.get("_jf_source") != source:
+        st.session_state["_jf_source"] = source
+        st.session_state["_jf_generation"] = st.session_state.get("_jf_generation", 0) + 1
+        for key in [k for k in st.session_state if str(k).startswith("jf_")]:
+            del st.session_state[key]
+    return st.session_state["_jf_generation"]
+
+
 def new_job_form() -> None:
+    generation = form_generation()
     prefill = st.session_state.get("job_prefill") or {}
     clone = service.get_job(platform, st.session_state["job_clone"]) if st.session_state.get("job_clone") else None
     demo = st.session_state.get("job_demo_spec") or {}
@@ -172,7 +191,11 @@ def new_job_form() -> None:
     algos = _algo_labels()
     algorithm = (
         st.segmented_control(
-            t("jobs.field.algorithm"), list(ALGORITHMS), format_func=algos.get, default=start_algo, key="jf_algorithm"
+            t("jobs.field.algorithm"),
+            list(ALGORITHMS),
+            format_func=algos.get,
+            default=start_algo,
+            key=f"jf_{generation}_algorithm",
         )
         or start_algo
     )
@@ -191,10 +214,8 @@ def new_job_form() -> None:
                 ):
                     st.session_state["job_demo_spec"] = yaml.safe_load(spec_file.read_text())
                     st.session_state.pop("job_clone", None)
-                    for key in [k for k in st.session_state if str(k).startswith("jf_")]:
-                        del st.session_state[key]
                     st.rerun()
-    prefix = f"jf_{algorithm}"
+    prefix = f"jf_{generation}_{algorithm}"
     data: dict = {"algorithm": algorithm}
     st.subheader(t("jobs.section.basic"))
     target_options = _targets()
@@ -216,17 +237,23 @@ def new_job_form() -> None:
     from platform_core.datasets.service import list_datasets
     from platform_core.models import list_models
 
-    models = list_models(platform, location) + ([] if location == "local" else list_models(platform, "local"))
+    models = list_models(platform, location, generative=True) + (
+        [] if location == "local" else list_models(platform, "local", generative=True)
+    )
     model_names = [m["name"] for m in models]
     if not model_names:
         st.warning(t("jobs.no_models"))
-    wanted_model = values.get("model")
+    names_by_path = {m["path"]: m["name"] for m in models}
+    wanted_model = names_by_path.get(values.get("model"), values.get("model"))  # the configurator gives a directory
+    if wanted_model and wanted_model not in model_names:
+        model_names.append(wanted_model)  # e.g. a configurator preset: show what was sized, not another model
     model_index = model_names.index(wanted_model) if wanted_model in model_names else 0
     c3, c4 = st.columns(2)
     data["model"] = c3.selectbox(
         t("jobs.field.model"),
         model_names,
         index=model_index if model_names else None,
+        placeholder=t("common.choose"),
         key=f"{prefix}_model",
         help=t("jobs.hint.model"),
         accept_new_options=True,
@@ -247,6 +274,7 @@ def new_job_form() -> None:
     val_choice = c5.selectbox(
         t("jobs.field.val_dataset"),
         [""] + dataset_names,
+        format_func=lambda name: name or "—",
         index=([""] + dataset_names).index(values.get("val_dataset") or "")
         if (values.get("val_dataset") or "") in [""] + dataset_names
         else 0,
@@ -339,7 +367,12 @@ def reward_dry_run(data: dict) -> None:
         )
         for warning in result["warnings"]:
             st.warning(t(f"jobs.dryrun.{warning}"))
-        st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, width="stretch")
+        frame = pd.DataFrame(result["rows"])
+        st.dataframe(
+            frame.rename(columns={name: t(f"jobs.dryrun.col.{name}") for name in frame.columns}),
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def preview_and_create(data: dict) -> None:
@@ -349,7 +382,7 @@ def preview_and_create(data: dict) -> None:
     except PlatformError as exc:
         show_error(exc)
         return
-    st.markdown(t("jobs.preview.engine", engine=preview["engine"], reason=preview["engine_reason"]))
+    st.markdown(t("jobs.preview.engine", engine=preview["engine"], reason=engine_reason(preview)))
     st.caption(
         t("jobs.preview.steps", total=preview["total_steps"], per_epoch=preview["steps_per_epoch"])
         + " · "
@@ -409,6 +442,8 @@ def job_detail(job_id: int) -> None:
     @st.fragment(run_every=3)
     def live() -> None:
         current = service.refresh_job(platform, job_id)
+        if current["state"] != job["state"]:
+            st.rerun()  # the buttons above belong to the old state (e.g. Resume once a pause has completed)
         monitor = _monitor(current)
         try:
             monitor.poll()
@@ -416,10 +451,16 @@ def job_detail(job_id: int) -> None:
             st.warning(t("jobs.health.connection", error=str(exc)))
         runs = service.job_runs(platform, job_id)
         started = runs[0]["started_at"] if runs else None
-        progress = monitor.progress(total_steps=current["total_steps"], started_at=started)
+        ended = runs[-1]["ended_at"] if runs and current["state"] not in service.ACTIVE_STATES else None
+        progress = monitor.progress(
+            total_steps=current["total_steps"],
+            started_at=started,
+            ended_at=ended,
+            steps_per_epoch=current["spec"].get("steps_per_epoch"),
+        )
         st.markdown(
             f"**{t('common.state')}:** {state_label(current['state'])} · "
-            f"**{t('jobs.detail.engine')}:** {current['engine']} ({current['spec'].get('engine_reason', '')}) · "
+            f"**{t('jobs.detail.engine')}:** {current['engine']} ({engine_reason(current['spec'])}) · "
             f"**{t('jobs.detail.where')}:** {current['target']}"
         )
         charts.progress_row(progress)
@@ -451,7 +492,13 @@ def job_detail(job_id: int) -> None:
             stores = {current["name"]: monitor.store}
             others = [j for j in service.list_jobs(platform, limit=100) if j["id"] != job_id]
             labels = {j["id"]: f"#{j['id']} {j['name']}" for j in others}
-            overlay = st.multiselect(t("jobs.compare"), list(labels), format_func=labels.get, key=f"overlay_{job_id}")
+            overlay = st.multiselect(
+                t("jobs.compare"),
+                list(labels),
+                format_func=labels.get,
+                key=f"overlay_{job_id}",
+                placeholder=t("common.choose"),
+            )
             for other_id in overlay:
                 other = service.get_job(platform, other_id)
                 other_monitor = _monitor(other)
@@ -500,7 +547,11 @@ def job_detail(job_id: int) -> None:
             st.dataframe(
                 pd.DataFrame(
                     [
-                        {k: r[k] for k in ("attempt", "state", "pid", "host", "exit_code", "reason", "run_dir")}
+                        {
+                            **{t(f"jobs.attempt.col.{k}"): r[k] for k in ("attempt", "pid", "host", "exit_code")},
+                            t("common.state"): state_label(r["state"]),
+                            **{t(f"jobs.attempt.col.{k}"): r[k] for k in ("reason", "run_dir")},
+                        }
                         for r in runs
                     ]
                 ),

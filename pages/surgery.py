@@ -46,6 +46,7 @@ def pick_models(key: str, label: str | None = None) -> list[str]:
             format_func=model_labels.get,
             help=t("surgery.models.help"),
             key=f"{key}_registered",
+            placeholder=t("common.choose"),
         )
     else:
         st.caption(t("surgery.none_registered"))
@@ -213,7 +214,13 @@ with average_tab:
         try:
             found = list_checkpoints(Path(checkpoint_root))
             by_step = {c["step"]: c["path"] for c in found}
-            steps = st.multiselect(t("surgery.avg.steps"), list(by_step), default=list(by_step), key="avg_steps")
+            steps = st.multiselect(
+                t("surgery.avg.steps"),
+                list(by_step),
+                default=list(by_step),
+                key="avg_steps",
+                placeholder=t("common.choose"),
+            )
             step_paths = [by_step[s] for s in sorted(steps)]
         except PlatformError as exc:
             show_error(exc)

@@ -167,9 +167,21 @@ def scan_local_models(platform: Platform) -> list[dict[str, Any]]:
     return list_models(platform, "local")
 
 
-def list_models(platform: Platform, location: str = "local") -> list[dict[str, Any]]:
-    """Return registered models at a location (local or a connection name), newest first; marks missing local dirs."""
+# Heads that score text instead of generating it: reward models, classifiers. Not a base for SFT/RL or an eval run.
+SCORING_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
+
+
+def is_generative(model: dict[str, Any]) -> bool:
+    """True unless the model's architecture is a scoring head (an unknown architecture counts as generative)."""
+    return not (model.get("architecture") or "").endswith(SCORING_HEADS)
+
+
+def list_models(platform: Platform, location: str = "local", generative: bool = False) -> list[dict[str, Any]]:
+    """Return registered models at a location (local or a connection name), newest first; marks missing local dirs.
+    With `generative`, models with a scoring head (reward models) are left out."""
     rows = platform.store.find("models", "location = ?", (location,), order_by="created_at DESC")
+    if generative:
+        rows = [row for row in rows if is_generative(row)]
     if location == "local":
         for row in rows:
             row["exists"] = os.path.isdir(row["path"])

@@ -56,3 +56,12 @@ def test_remote_models_are_listed_over_ssh(platform, sshd, ssh_profile, demo_mod
     paths = {r["path"] for r in rows}
     assert paths == {str(target), str(extra)}
     assert all(r["architecture"] == "Qwen2ForCausalLM" and r["size_bytes"] > 0 for r in rows)
+
+
+def test_reward_models_are_not_offered_as_a_base_or_for_evaluation(demo_platform):
+    """The demo kit's reward model (a scoring head) is registered, but only generative models are a training base."""
+    everything = {m["name"]: m["architecture"] for m in list_models(demo_platform)}
+    generative = {m["name"] for m in list_models(demo_platform, generative=True)}
+    scoring = {name for name, arch in everything.items() if arch.endswith("ForSequenceClassification")}
+    assert scoring and "demo-qwen2-tiny" in generative
+    assert generative == set(everything) - scoring

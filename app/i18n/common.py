@@ -38,6 +38,7 @@ STRINGS = {
     "common.name": {"zh": "名称", "en": "Name"},
     "common.path": {"zh": "路径", "en": "Path"},
     "common.none": {"zh": "暂无", "en": "None yet"},
+    "common.choose": {"zh": "请选择", "en": "Choose options"},
     "common.error": {"zh": "错误：{message}", "en": "Error: {message}"},
     "common.saved": {"zh": "已保存", "en": "Saved"},
     "common.log": {"zh": "日志", "en": "Log"},

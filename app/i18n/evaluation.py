@@ -152,6 +152,10 @@ STRINGS = {
     "evaluation.detail.rescore_button": {"zh": "重新计算", "en": "Recompute"},
     "evaluation.detail.rescoring": {"zh": "正在计算…", "en": "Scoring…"},
     # compare
+    "evaluation.compare.run_label": {
+        "zh": "#{id} {name}（{model}，评估集 #{dataset}）",
+        "en": "#{id} {name} ({model}, eval set #{dataset})",
+    },
     "evaluation.compare.pick": {"zh": "选择 2-5 个评估（同一评估集）", "en": "Pick 2-5 runs (same eval set)"},
     "evaluation.compare.need_runs": {
         "zh": "至少需要两个已完成的评估才能对比。",

@@ -109,6 +109,9 @@ STRINGS = {
     "monitor.gpu.temp": {"zh": "温度（°C）", "en": "Temperature (°C)"},
     "monitor.gpu.power": {"zh": "功耗（W）", "en": "Power (W)"},
     "monitor.gpu.cpu": {"zh": "CPU 占用（100% = 一个核心）", "en": "CPU usage (100% = one core)"},
+    "monitor.gpu.rss": {"zh": "进程 RSS", "en": "Run RSS"},
+    "monitor.gpu.ram_used": {"zh": "机器已用内存", "en": "RAM used"},
+    "monitor.gpu.ram_total": {"zh": "机器内存总量", "en": "RAM total"},
     "monitor.gpu.ram": {"zh": "内存：进程 RSS 与机器内存（MiB）", "en": "Memory: run RSS and machine RAM (MiB)"},
     # logs
     "monitor.log.empty": {"zh": "还没有日志。", "en": "No log yet."},

@@ -82,29 +82,57 @@ def needs_gpu_for(spec: JobSpec, engine: str) -> bool:
     return engine == "verl" and spec.algorithm in ("grpo", "ppo")
 
 
-def choose_engine(spec: JobSpec, has_gpu: bool) -> tuple[str, str]:
+# Why an engine was chosen: a code the UI translates (STRINGS "jobs.reason.<code>") and the English the CLI prints.
+ENGINE_REASONS = {
+    "dpo_offline": "verl 0.9.1 has no offline DPO trainer, so DPO runs on TRL's DPOTrainer",
+    "trl_sft_chosen": "TRL's SFTTrainer, as chosen",
+    "verl_sft": "verl's sft_trainer",
+    "verl_sft_cpu": "verl's sft_trainer on the CPU through the platform's verl plugin",
+    "verl_rl_chosen": "verl main_ppo with a {rollout} rollout, as chosen",
+    "trl_rl_chosen": "TRL's {algorithm} trainer, as chosen",
+    "verl_rl_gpu": "verl main_ppo with a {rollout} rollout (a GPU is available)",
+    "trl_rl_no_gpu": "no GPU on this target: verl's RL needs one, so {algorithm} runs on TRL",
+}
+
+
+class EngineReason(str):
+    """The English reason for an engine choice, carrying its code and values so that the UI can translate it."""
+
+    code: str
+    params: dict[str, str]
+
+    def __new__(cls, code: str, **params: str) -> EngineReason:
+        reason = super().__new__(cls, ENGINE_REASONS[code].format(**params))
+        reason.code, reason.params = code, params
+        return reason
+
+    def record(self) -> dict[str, Any]:
+        return {"code": self.code, "params": self.params}
+
+
+def choose_engine(spec: JobSpec, has_gpu: bool) -> tuple[str, EngineReason]:
     """Return (engine, reason) for a spec on a target with or without a GPU; respects an explicit choice."""
+    algorithm = spec.algorithm.upper()
     if spec.algorithm == "dpo":
         if spec.engine == "verl":
             raise InvalidInput("engine: verl 0.9.1 has no offline DPO trainer; DPO runs on TRL")
-        return "trl", "verl 0.9.1 has no offline DPO trainer, so DPO runs on TRL's DPOTrainer"
+        return "trl", EngineReason("dpo_offline")
     if spec.algorithm == "sft":
         if spec.engine == "trl":
-            return "trl", "TRL's SFTTrainer, as chosen"
-        reason = "verl's sft_trainer" + ("" if has_gpu else " on the CPU through the platform's verl plugin")
-        return "verl", reason
+            return "trl", EngineReason("trl_sft_chosen")
+        return "verl", EngineReason("verl_sft" if has_gpu else "verl_sft_cpu")
     if spec.engine == "verl":
         if not has_gpu:
             raise InvalidInput(
-                f"engine: verl's {spec.algorithm.upper()} needs a GPU and a rollout server (vLLM); "
+                f"engine: verl's {algorithm} needs a GPU and a rollout server (vLLM); "
                 "this target has no GPU, choose engine auto or trl"
             )
-        return "verl", f"verl main_ppo with a {spec.rollout_engine} rollout, as chosen"
+        return "verl", EngineReason("verl_rl_chosen", rollout=spec.rollout_engine)
     if spec.engine == "trl":
-        return "trl", f"TRL's {spec.algorithm.upper()} trainer, as chosen"
+        return "trl", EngineReason("trl_rl_chosen", algorithm=algorithm)
     if has_gpu:
-        return "verl", f"verl main_ppo with a {spec.rollout_engine} rollout (a GPU is available)"
-    return "trl", f"no GPU on this target: verl's RL needs one, so {spec.algorithm.upper()} runs on TRL"
+        return "verl", EngineReason("verl_rl_gpu", rollout=spec.rollout_engine)
+    return "trl", EngineReason("trl_rl_no_gpu", algorithm=algorithm)
 
 
 def steps_plan(spec: JobSpec, rows: int, ranks: int = 1) -> tuple[int, int]:

@@ -164,6 +164,7 @@ def preview_job(platform: Platform, data: dict[str, Any], validate: bool = False
     return {
         "engine": engine,
         "engine_reason": reason,
+        "engine_reason_code": reason.record(),
         "target": target,
         "command": plan.shell_command(),
         "argv": plan.argv,
@@ -234,6 +235,8 @@ def create_job(platform: Platform, data: dict[str, Any], start: bool = False, va
                 "model_id": model["id"],
                 "dataset_id": dataset["id"],
                 "engine_reason": preview["engine_reason"],
+                "engine_reason_code": preview["engine_reason_code"],
+                "steps_per_epoch": preview["steps_per_epoch"],
             },
             "state": "pending",
             "step": 0,
@@ -348,7 +351,7 @@ def _launch_attempt(platform: Platform, job: dict[str, Any], attempt: int) -> in
         platform.store.update(
             "runs", run_id, state="running", pid=info.get("pid"), host=info.get("host"), remote=info.get("remote")
         )
-        spec_record = {**job["spec"], "engine_reason": reason}
+        spec_record = {**job["spec"], "engine_reason": str(reason), "engine_reason_code": reason.record()}
         platform.store.update(
             "jobs",
             job["id"],

@@ -94,8 +94,10 @@ def run_progress(
     started_at: float | None = None,
     now: float | None = None,
     file_mtime: float | None = None,
+    steps_per_epoch: int | None = None,
 ) -> Progress:
-    """Return the run's progress; `total_steps` and `started_at` (the job's start time) override status.json."""
+    """Return the run's progress; `total_steps` and `started_at` (the job's start time) override status.json. The
+    epoch is the trainer's own figure, or else step / `steps_per_epoch` (verl's SFT trainer logs no epoch)."""
     now = time.time() if now is None else now
     status = status or {}
     step = status.get("step") if isinstance(status.get("step"), int) else None
@@ -108,6 +110,8 @@ def run_progress(
     epoch = store.last_value(epoch_raw) if epoch_raw else None
     if epoch is not None and not math.isfinite(epoch):
         epoch = None
+    if epoch is None and step is not None and steps_per_epoch:
+        epoch = step / steps_per_epoch
     if started_at is not None:
         elapsed = max(0.0, now - started_at)
     elif isinstance(status.get("elapsed_s"), (int, float)):

@@ -274,10 +274,22 @@ class RunMonitor:
         ]
         return max(times) if times else None
 
-    def progress(self, total_steps: int | None = None, started_at: float | None = None) -> Progress:
-        """Return step / total / epoch / elapsed / ETA."""
+    def progress(
+        self,
+        total_steps: int | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        steps_per_epoch: int | None = None,
+    ) -> Progress:
+        """Return step / total / epoch / elapsed (up to `ended_at` for a run that has stopped) / ETA."""
         return run_progress(
-            self.store, self.status, total_steps=total_steps, started_at=started_at, file_mtime=self.metrics_mtime()
+            self.store,
+            self.status,
+            total_steps=total_steps,
+            started_at=started_at,
+            now=ended_at,
+            file_mtime=self.metrics_mtime(),
+            steps_per_epoch=steps_per_epoch,
         )
 
     def health(

@@ -69,8 +69,13 @@ class Workspace:
             raise ValueError(f"unknown workspace area {name!r}")
         return self.root / name
 
-    def resolve(self, value: str | os.PathLike, field: str, areas: tuple[str, ...] = USER_AREAS,
-                extra_roots: tuple[Path, ...] = ()) -> Path:
+    def resolve(
+        self,
+        value: str | os.PathLike,
+        field: str,
+        areas: tuple[str, ...] = USER_AREAS,
+        extra_roots: tuple[Path, ...] = (),
+    ) -> Path:
         """Return an absolute path for user input, refusing anything outside the given areas and extra roots.
 
         A relative path is taken from the first area, e.g. `resolve("merged", "output", ("models",))`

@@ -42,6 +42,22 @@ def test_apply_fills_the_new_job_form(platform):
     assert {"train_batch_size", "ppo_mini_batch_size", "rollout_gpu_memory_utilization"} <= set(prefill)
 
 
+def test_applied_recommendation_opens_the_new_job_form_on_that_model(platform, demo_model_dir):
+    """A local model's recommendation (LoRA off: rank 0) fills the New job form, with the registered model chosen."""
+    from platform_core.models import register_model
+
+    register_model(platform, demo_model_dir, name="tiny")
+    at = _page()
+    at.selectbox(key="cfg_model").set_value(str(demo_model_dir))
+    at.selectbox(key="cfg_gpu").set_value("rtx4090").run()
+    at.button(key="cfg_apply").click().run()
+    assert at.session_state["job_prefill"]["lora_rank"] == 0
+    at.switch_page("../pages/jobs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(box.label == "Base model" and box.value == "tiny" for box in at.selectbox)
+    assert any("configurator's recommendation" in info.value for info in at.info)
+
+
 def test_nothing_fits_lists_what_would(platform):
     at = _page("zh")
     at.selectbox(key="cfg_model").set_value("Qwen2.5-72B")

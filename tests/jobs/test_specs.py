@@ -62,6 +62,17 @@ def test_bad_specs_are_refused_with_the_reason(fields, reason):
         parse_spec({"name": "j", **BASE, **fields})
 
 
+def test_configurator_prefill_without_lora_keeps_the_form_defaults():
+    """The configurator says "LoRA off" with rank 0, which the form's rank field (>= 1) cannot show."""
+    from platform_core.jobs.service import spec_from_prefill
+
+    values = spec_from_prefill({"algorithm": "sft", "train_batch_size": 64, "lora_enabled": False, "lora_rank": 0,
+                                "lora_alpha": 0, "model_dtype": "float32"})  # fmt: skip
+    assert values == {"algorithm": "sft", "batch_size": 64, "lora_enabled": False}
+    lora = spec_from_prefill({"lora_enabled": True, "lora_rank": 16, "lora_alpha": 32})
+    assert lora == {"lora_enabled": True, "lora_rank": 16, "lora_alpha": 32}
+
+
 def test_lora_alpha_defaults_to_twice_the_rank():
     spec = parse_spec({"name": "j", "algorithm": "sft", **BASE, "lora_enabled": True, "lora_rank": 8})
     assert spec.effective_lora_alpha == 16
@@ -74,6 +85,8 @@ def test_engine_choice_and_its_reason():
     assert choose_engine(sft, False)[0] == "verl" and "CPU" in choose_engine(sft, False)[1]
     assert choose_engine(grpo, True)[0] == "verl"
     assert choose_engine(grpo, False) == ("trl", "no GPU on this target: verl's RL needs one, so GRPO runs on TRL")
+    engine, reason = choose_engine(grpo, False)
+    assert reason.record() == {"code": "trl_rl_no_gpu", "params": {"algorithm": "GRPO"}}  # what the UI translates
     assert choose_engine(dpo, True)[0] == "trl"
     with pytest.raises(InvalidInput, match="no offline DPO"):
         choose_engine(parse_spec({"name": "j", "algorithm": "dpo", **BASE, "engine": "verl"}), True)

@@ -174,3 +174,16 @@ def test_gpu_panel_without_gpu_says_so(verl_sft_run):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("No GPU" in info.value for info in at.info)
+
+
+def test_log_scale_ticks_are_written_in_full():
+    """Plotly labels the ticks between decades with a bare digit ("2" for 0.002); ours say the value."""
+    from app.charts import log_ticks
+
+    fig = build_line_figure({"lr": ([1, 2, 3], [0.003, 0.002, 0.0012])}, smoothing=0, log_y=True)
+    assert fig.layout.yaxis.type == "log"
+    assert list(fig.layout.yaxis.ticktext) == ["0.001", "0.002"]
+    assert log_ticks([0.003] * 4) == {"tickvals": [0.003], "ticktext": ["0.003"]}  # a constant learning rate
+    wide = log_ticks([1e-5, 10.0])
+    assert wide["ticktext"] == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1", "10"]
+    assert log_ticks([0.0, -1.0]) == {}

@@ -41,6 +41,8 @@ def test_a_real_resumed_verl_run(verl_sft_run):
     assert monitor.log.path.endswith("attempt-2/stdout.log") and len(monitor.log.entries) > 50
     assert [a for a, _p in monitor.log_paths()] == [1, 2]
     assert monitor.progress().fraction == 1.0
+    assert monitor.progress().epoch is None  # verl's SFT trainer logs no epoch...
+    assert monitor.progress(steps_per_epoch=8).epoch == 1.5  # ...the job knows its steps per epoch
     assert monitor.first_error() is None
     assert monitor.download().file_name == "stdout.log"
     assert monitor.canonical_names()["val_loss"] == "val/loss"

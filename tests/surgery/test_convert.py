@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ def test_conversion_gives_the_trained_weights_and_logits(platform, verl_run, tmp
 
     again = convert_verl_checkpoint(checkpoint, target, log=lambda line: None)
     assert again["skipped"]
-    later = os.stat(checkpoint / "model_world_size_1_rank_0.pt").st_mtime + 60
+    later = time.time() + 60  # newer than the conversion, however long ago the fixture trained
     os.utime(checkpoint / "model_world_size_1_rank_0.pt", (later, later))
     assert not conversion_is_current(checkpoint, target)
 
