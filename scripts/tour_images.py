@@ -20,7 +20,7 @@ KEY_STEPS = {
     "sft-job-completed": ("3-job-charts.png", 1400),
     "sft-job-gradients": ("4-job-gradients.png", 1000),
     "demo-sft-checkpoint-picked": ("5-checkpoint-pick.png", 1500),
-    "evaluation-comparison": ("6-evaluation-compare.png", 1500),
+    "sft-comparison": ("6-evaluation-compare.png", 1500),
     "grpo-rollouts": ("7-grpo-rollouts.png", 1100),
 }
 WIDTH = 1000

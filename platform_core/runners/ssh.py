@@ -201,7 +201,9 @@ class SSHSession:
 
 def _describe_transfer_error(exc: Exception, remote_path: str, where: str) -> str:
     text = str(exc)
-    if isinstance(exc, OSError) and getattr(exc, "errno", None) in (28,) or "No space" in text or "Failure" == text:
+    full = isinstance(exc, OSError) and getattr(exc, "errno", None) == 28
+    # paramiko's put() says "size mismatch in put!" when the server wrote fewer bytes than were sent
+    if full or "No space" in text or text == "Failure" or "size mismatch" in text:
         return f"uploading {remote_path} to {where} failed: the remote disk may be full ({text or 'SFTP failure'})"
     if isinstance(exc, PermissionError) or "Permission denied" in text:
         return f"uploading {remote_path} to {where} failed: permission denied (check the work directory's owner)"

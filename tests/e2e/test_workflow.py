@@ -4,7 +4,8 @@ Upload the demo SFT dataset -> audit it (token lengths with the demo tokenizer, 
 recommendation -> "Apply to a new job" -> adapt the prefilled form to a CPU-sized demo run -> create and start the
 SFT job -> watch the loss chart and the log -> pause, resume, completion -> Model surgery: export the checkpoint with
 the lowest validation loss, SLERP it with the base model -> Evaluation: base, checkpoint and merge on the demo eval
-set, compared. Then a GRPO job (math_verify reward) and a DPO job: created, started, watched to completion, exported.
+set, compared. Then a GRPO job (math_verify reward) and a DPO job: created,
+started, watched to completion, exported, and both exports compared with the base model on the demo eval set.
 
 Every step saves a screenshot under test-artifacts/e2e/<lang>/NN-<step>.png; in Chinese, every screenshot's page is
 also checked for English-only strings of the UI string table.
@@ -257,27 +258,31 @@ def merge_slerp(tour: Tour, exported: str) -> str:
     return merged
 
 
-def evaluate_and_compare(tour: Tour, models: list[str]) -> None:
+def evaluate_and_compare(tour: Tour, models: list[str], name: str, other_views: bool = False) -> None:
+    """Evaluation, Compare tab: run `models` on the demo eval set as one comparison called `name`, and compare them."""
     page = tour.page
     nav(page, tour.t("nav.evaluation"))
     tab(page, tour.t("evaluation.tab.compare"))
-    fill_key(page, "cmp_name", "demo-compare", enter=False)
+    fill_key(page, "cmp_name", name, enter=False)
     choose(page, "cmp_ds", re.compile(r"demo-eval"))
     choose_many(page, "cmp_models", models)
     fill_key(page, "cmp_max", 8, enter=False)  # short answers: a quick generation
     fill_key(page, "cmp_temp", 0, enter=False)  # greedy: the comparison does not depend on sampling luck
-    tour.shot("evaluation-comparison-form")
+    tour.shot(f"{name}-form")
     main(page).get_by_role("button", name=tour.t("evaluation.compare.start")).click()
-    tour.task_done("demo-compare")
-    choose_many(page, "cmp_runs", [re.compile(re.escape(model)) for model in models])
+    tour.task_done(name)
+    runs = [re.compile(re.escape(f"{name} ") + r"\d+ " + re.escape(model)) for model in models]  # this comparison's
+    choose_many(page, "cmp_runs", runs)
     expect(main(page).get_by_text(tour.pattern("evaluation.compare.items"))).to_be_visible()
     expect(main(page).get_by_role("heading", name=tour.pattern("evaluation.compare.versus_first"))).to_be_visible()
-    tour.shot("evaluation-comparison")
+    tour.shot(name)
+    if not other_views:
+        return
 
-    for name in ("sets", "new", "runs"):
-        tab(page, tour.t(f"evaluation.tab.{name}"))
-        tour.shot(f"evaluation-{name}")
-    choose(page, "runs_open", re.compile(re.escape(models[-1])))
+    for view in ("sets", "new", "runs"):
+        tab(page, tour.t(f"evaluation.tab.{view}"))
+        tour.shot(f"evaluation-{view}")
+    choose(page, "runs_open", runs[-1])
     click_key(page, "runs_open_button")
     expect(main(page).get_by_role("heading", name=tour.t("evaluation.detail.overall"))).to_be_visible()
     tour.shot("evaluation-run-detail")
@@ -316,15 +321,16 @@ def test_demo_workflow(app, page, lang):
     watch_until_complete(tour, "sft", "monitor.chart.loss", pause=True)
     exported = export_checkpoint(tour, sft, "lowest_val_loss")
     merged = merge_slerp(tour, exported)
-    evaluate_and_compare(tour, [BASE_MODEL, exported, merged])
+    evaluate_and_compare(tour, [BASE_MODEL, exported, merged], "sft-comparison", other_views=True)
 
     grpo = create_demo_job(tour, "grpo", total_steps=3)
     watch_until_complete(tour, "grpo", "monitor.chart.reward")
-    export_checkpoint(tour, grpo, "highest_reward")
+    grpo_exported = export_checkpoint(tour, grpo, "highest_reward")
 
     dpo = create_demo_job(tour, "dpo", total_steps=3)
     watch_until_complete(tour, "dpo", "monitor.chart.loss")
-    export_checkpoint(tour, dpo, "last")
+    dpo_exported = export_checkpoint(tour, dpo, "last")
+    evaluate_and_compare(tour, [BASE_MODEL, grpo_exported, dpo_exported], "rl-comparison")
 
     remaining_views(tour)
     nav(page, tour.t("nav.jobs"))

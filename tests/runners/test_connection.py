@@ -95,3 +95,17 @@ def test_prepare_server_installs_into_a_venv_and_runs_the_env_check(platform, ss
     assert "Successfully installed six" in log or "Requirement already satisfied: six" in log
     assert "✗ torch: not installed" in log  # the training check ran there and reported honestly
     assert task["result"]["passed"] is False
+
+
+def test_transfer_errors_name_the_likely_cause():
+    """What paramiko raises when the server's disk fills up, or the directory is not writable, is explained."""
+    from platform_core.runners.ssh import _describe_transfer_error
+
+    for exc in (
+        OSError(28, "No space left on device"),
+        OSError("size mismatch in put!  0 != 1024"),
+        OSError("Failure"),
+    ):
+        assert "the remote disk may be full" in _describe_transfer_error(exc, "/w/d.parquet", "gpu1")
+    denied = _describe_transfer_error(PermissionError(13, "Permission denied"), "/w/d.parquet", "gpu1")
+    assert "permission denied" in denied and "/w/d.parquet" in denied
