@@ -26,7 +26,7 @@ from platform_core.surgery.convert import (
 from platform_core.surgery.export import start_export
 from platform_core.surgery.lora import adapter_info, find_adapters, start_lora_merge
 from platform_core.surgery.merge import METHODS, NEEDS_BASE, NORMALISED, normalise_weights, start_merge
-from platform_core.surgery.select import STRATEGIES, select_checkpoint
+from platform_core.surgery.select import STRATEGIES, select_checkpoint, strategy_metric
 from platform_core.tasks import list_tasks
 
 platform = get_platform_cached()
@@ -326,7 +326,7 @@ with checkpoints_tab:
         guesses = metric_guesses or sorted(
             {str(p) for d in (Path(root), Path(root).parent) for p in d.glob("metrics*.jsonl")}
         )
-        metric_text = st.text_area(t("surgery.ckpt.metrics"), value="\n".join(guesses), key="ckpt_metrics")
+        metric_text = st.text_area(t("surgery.ckpt.metrics"), value="\n".join(guesses), key=f"ckpt_metrics_{root}")
         metric_files = [line.strip() for line in metric_text.splitlines() if line.strip()]
         try:
             checkpoints = attach_metrics(found, read_metrics_jsonl([Path(p) for p in metric_files]))
@@ -359,12 +359,15 @@ with checkpoints_tab:
 
         st.subheader(t("surgery.ckpt.select"))
         strategy_labels = {s: t(f"surgery.strategy.{s}") for s in STRATEGIES}
+        # The first strategy these checkpoints can answer (a DPO run logs no validation loss and no reward)
+        ranked = [s for s in ("lowest_val_loss", "highest_reward") if strategy_metric(checkpoints, s)]
         strategy = st.radio(
             t("surgery.ckpt.strategy"),
             STRATEGIES,
+            index=STRATEGIES.index(ranked[0] if ranked else "last"),
             format_func=strategy_labels.get,
             horizontal=True,
-            key="ckpt_strategy",
+            key=f"ckpt_strategy_{root}",  # another job starts again from its own default
         )
         step = None
         if strategy == "custom":
@@ -372,7 +375,7 @@ with checkpoints_tab:
         try:
             chosen, _reason, series = select_checkpoint(checkpoints, strategy, step)
         except PlatformError as exc:
-            show_error(exc)
+            st.warning(str(exc))  # e.g. no validation loss logged: the message says what to choose instead
             chosen, series = None, None
         if chosen is not None:
             values = [p for p in series["points"] if p["value"] is not None]

@@ -62,7 +62,16 @@ def test_average_and_checkpoint_tabs_show_weights_and_the_pick(platform, fine_tu
     at.text_input(key="ckpt_root").set_value(str(root)).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Step 20 has the lowest val/loss: 1.5" in s.value for s in at.success)
-    at.radio(key="ckpt_strategy").set_value("highest_reward").run()
-    assert any("no checkpoint has a mean reward" in e.value for e in at.error)
-    at.radio(key="ckpt_strategy").set_value("last").run()
+    strategy = f"ckpt_strategy_{root}"
+    at.radio(key=strategy).set_value("highest_reward").run()
+    assert any("no checkpoint has a mean reward" in w.value for w in at.warning) and not at.error
+    at.radio(key=strategy).set_value("last").run()
+    assert any("Step 30 is the last checkpoint" in s.value for s in at.success)
+    # checkpoints with no validation loss and no reward (a DPO run): the page opens on "last", not on a complaint
+    (root / "metrics.jsonl").write_text(json.dumps({"step": 30, "data": {"train/loss": 0.7}}) + "\n")
+    other = tmp_path / "dpo" / "checkpoints"
+    shutil.copytree(root, other)
+    at.text_input(key="ckpt_root").set_value(str(other)).run()
+    assert at.radio(key=f"ckpt_strategy_{other}").value == "last"
+    assert not at.warning and not at.error
     assert any("Step 30 is the last checkpoint" in s.value for s in at.success)
