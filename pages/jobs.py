@@ -214,6 +214,7 @@ def new_job_form() -> None:
                 ):
                     st.session_state["job_demo_spec"] = yaml.safe_load(spec_file.read_text())
                     st.session_state.pop("job_clone", None)
+                    st.session_state.pop("job_prefill", None)  # the demo spec replaces a configurator prefill
                     st.rerun()
     prefix = f"jf_{generation}_{algorithm}"
     data: dict = {"algorithm": algorithm}
@@ -226,10 +227,19 @@ def new_job_form() -> None:
         value=values.get("name") or f"{algorithm}-{time.strftime('%m%d-%H%M')}",
         key=f"{prefix}_name",
     )
+    target_labels = {
+        o: t("sidebar.target.local")
+        if o == "local"
+        else t("settings.ray.header")
+        if o == "ray"
+        else t("sidebar.target.ssh", name=o[4:])
+        for o in target_options
+    }
     data["target"] = c2.selectbox(
         t("jobs.field.target"),
         target_options,
         index=target_options.index(default_target) if default_target in target_options else 0,
+        format_func=target_labels.get,
         key=f"{prefix}_target",
         help=t("jobs.hint.target"),
     )

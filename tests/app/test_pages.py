@@ -55,3 +55,14 @@ def test_chinese_strings_are_really_translated():
     ]
     allowed = {"settings.conn.step.python"}  # product names only
     assert not [k for k in ascii_only if k not in allowed], ascii_only
+
+
+def test_new_job_form_names_the_run_targets_in_the_ui_language(platform, demo_model_dir):
+    """The form's "Run on" lists what the sidebar lists, translated; the value stays the target id."""
+    from platform_core.models import register_model
+
+    register_model(platform, demo_model_dir, name="tiny")
+    at = _run("jobs.py", "zh")
+    target = next(box for box in at.selectbox if box.label == STRINGS["jobs.field.target"]["zh"])
+    assert target.options[0] == "本地" and target.options[-1] == "Ray 集群"
+    assert target.value == "local"
