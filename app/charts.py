@@ -129,9 +129,13 @@ def log_ticks(values) -> dict:
     ]
     if len(ticks) < 2:
         ticks = sorted({*ticks, low, high})
-    if len(ticks) > 8:  # many decades: powers of ten only
-        ticks = [v for v in ticks if f"{v:.0e}".startswith("1")] or ticks
-    return {"tickvals": ticks, "ticktext": [f"{v:.3g}" for v in ticks]}
+    if len(ticks) > 8:  # many decades: powers of ten only, every k-th decade so that at most 8 remain
+        decades = [v for v in ticks if f"{v:.0e}".startswith("1")] or ticks
+        ticks = decades[:: -(-len(decades) // 8)]
+    labels: dict[str, float] = {}
+    for value in ticks:  # values that print alike (1 and 1.001) keep one tick
+        labels.setdefault(f"{value:.3g}", value)
+    return {"tickvals": list(labels.values()), "ticktext": list(labels)}
 
 
 def line_chart(

@@ -118,14 +118,18 @@ def main() -> None:
     for name, seq_len, micro_batch, checkpointing in CASES:
         label = f"{name} L={seq_len} mb={micro_batch} gc={'on' if checkpointing else 'off'}"
         started = time.time()
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD % {"steps": STEPS}, name, str(seq_len), str(micro_batch),
-             "1" if checkpointing else "0"],
-            capture_output=True, text=True, env=env, timeout=300,
-        )  # fmt: skip
-        if done.returncode != 0:
-            print(f"{label:<36} failed after {time.time() - started:.0f} s: {done.stderr.strip()[-600:]}")
-            results.append({"case": label, "error": done.stderr.strip()[-2000:]})
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", CHILD % {"steps": STEPS}, name, str(seq_len), str(micro_batch),
+                 "1" if checkpointing else "0"],
+                capture_output=True, text=True, env=env, timeout=300,
+            )  # fmt: skip
+            failure = done.stderr.strip()[-2000:] if done.returncode != 0 else None
+        except subprocess.TimeoutExpired:
+            failure = "no result within 300 s"
+        if failure:
+            print(f"{label:<36} failed after {time.time() - started:.0f} s: {failure[-600:]}")
+            results.append({"case": label, "failure": failure})
             continue
         measured = json.loads(done.stdout.strip().splitlines()[-1])
         total = measured["max_reserved"] + measured["context"]
@@ -134,11 +138,13 @@ def main() -> None:
         print(f"{label:<36}{total / GiB:>9.2f}G{guess['peak'] / GiB:>10.2f}G{error:>+8.1%}{measured['step_s']:>7.2f}s")
         results.append({"case": label, "measured_bytes": total, "predicted_bytes": guess["peak"], "error": error,
                         "measured": measured, "predicted_breakdown_gib": guess["breakdown"]})  # fmt: skip
-    errors = sorted(abs(r["error"]) for r in results if isinstance(r.get("error"), float))
+    errors = sorted(abs(r["error"]) for r in results if "error" in r)
     if errors:
         print(f"\n|error|: median {errors[len(errors) // 2]:.1%}, max {errors[-1]:.1%} over {len(errors)} cases")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    if any("failure" in r for r in results):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

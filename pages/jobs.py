@@ -173,7 +173,7 @@ def initial_values(algorithm: str) -> tuple[dict, str | None]:
 def form_generation() -> int:
     """A number in the form's widget keys that changes whenever the form is refilled (configurator, clone, demo
     spec, a created job): a keyed widget keeps showing its old value when only its default changes."""
-    source = repr([st.session_state.get(k) for k in ("job_prefill", "job_clone", "job_demo_spec")])
+    source = repr([st.session_state.get(k) for k in ("job_prefill", "job_clone", "job_demo_spec", "_jf_reload")])
     if st.session_state.get("_jf_source") != source:
         st.session_state["_jf_source"] = source
         st.session_state["_jf_generation"] = st.session_state.get("_jf_generation", 0) + 1
@@ -215,6 +215,7 @@ def new_job_form() -> None:
                     st.session_state["job_demo_spec"] = yaml.safe_load(spec_file.read_text())
                     st.session_state.pop("job_clone", None)
                     st.session_state.pop("job_prefill", None)  # the demo spec replaces a configurator prefill
+                    st.session_state["_jf_reload"] = st.session_state.get("_jf_reload", 0) + 1  # even the same spec
                     st.rerun()
     prefix = f"jf_{generation}_{algorithm}"
     data: dict = {"algorithm": algorithm}

@@ -6,7 +6,7 @@
 #
 # MODEL is any small HF causal LM directory (the demo kit's, e.g. workspace/models/demo-qwen2-tiny) and PROMPTS a
 # JSONL of {"id", "prompt"}. Needs torch with CUDA, transformers and nvidia-ml-py; nothing from the network.
-set -u
+set -u -o pipefail
 OUT=${OUT:-/tmp/gpu-checks}
 MODEL=${MODEL:?MODEL=an HF model directory}
 PROMPTS=${PROMPTS:?PROMPTS=a prompts.jsonl}
@@ -41,17 +41,18 @@ gen() {
     $PY platform_core/evaluation/genscript.py --model "$MODEL" --prompts "$PROMPTS" --out "$OUT/generations.jsonl" \
         --max-new-tokens 32 --temperature 0 --samples 1 --batch-size 16 "$@"
 }
-gen 2>&1 | tee "$OUT/gen1.log" | tail -3
-gen 2>&1 | tee "$OUT/gen2.log" | tail -2
+gen 2>&1 | tee "$OUT/gen1.log" | tail -3 || status=1
+gen 2>&1 | tee "$OUT/gen2.log" | tail -2 || status=1
 $PY - "$OUT" "$PROMPTS" <<'EOF' || status=1
 import json, sys
 out, prompts = sys.argv[1], sys.argv[2]
 rows = [json.loads(line) for line in open(f"{out}/generations.jsonl")]
-wanted = sum(1 for _ in open(prompts))
+wanted = sum(1 for line in open(prompts) if line.strip())
 log = open(f"{out}/gen1.log").read()
 assert "device=cuda" in log and "dtype=bfloat16" in log, log[-500:]
 assert len(rows) == wanted == len({r["id"] for r in rows}), (len(rows), wanted)
 assert all(r["predictions"] and r["backend"] == "transformers" for r in rows)
+assert "0 to go" in open(f"{out}/gen2.log").read(), "the second run generated again"
 print(f"ok: {len(rows)} prompts generated on CUDA; the second run added none")
 EOF
 

@@ -109,6 +109,13 @@ class EngineReason(str):
     def record(self) -> dict[str, Any]:
         return {"code": self.code, "params": self.params}
 
+    def __reduce__(self):  # copy, deepcopy and pickle rebuild it from its code and values, not from its text
+        return (_engine_reason, (self.code, self.params))
+
+
+def _engine_reason(code: str, params: dict[str, str]) -> EngineReason:
+    return EngineReason(code, **params)
+
 
 def choose_engine(spec: JobSpec, has_gpu: bool) -> tuple[str, EngineReason]:
     """Return (engine, reason) for a spec on a target with or without a GPU; respects an explicit choice."""

@@ -163,7 +163,7 @@ def preview_job(platform: Platform, data: dict[str, Any], validate: bool = False
         runner.close()
     return {
         "engine": engine,
-        "engine_reason": reason,
+        "engine_reason": str(reason),
         "engine_reason_code": reason.record(),
         "target": target,
         "command": plan.shell_command(),

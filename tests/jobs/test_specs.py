@@ -87,6 +87,11 @@ def test_engine_choice_and_its_reason():
     assert choose_engine(grpo, False) == ("trl", "no GPU on this target: verl's RL needs one, so GRPO runs on TRL")
     engine, reason = choose_engine(grpo, False)
     assert reason.record() == {"code": "trl_rl_no_gpu", "params": {"algorithm": "GRPO"}}  # what the UI translates
+    import copy
+    import pickle
+
+    for again in (copy.deepcopy(reason), pickle.loads(pickle.dumps(reason))):
+        assert again == reason and again.record() == reason.record()
     assert choose_engine(dpo, True)[0] == "trl"
     with pytest.raises(InvalidInput, match="no offline DPO"):
         choose_engine(parse_spec({"name": "j", "algorithm": "dpo", **BASE, "engine": "verl"}), True)

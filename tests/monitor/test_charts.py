@@ -187,3 +187,13 @@ def test_log_scale_ticks_are_written_in_full():
     wide = log_ticks([1e-5, 10.0])
     assert wide["ticktext"] == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1", "10"]
     assert log_ticks([0.0, -1.0]) == {}
+
+
+def test_log_ticks_stay_few_and_distinct():
+    from app.charts import log_ticks
+
+    close = log_ticks([1.001, 1.05])
+    assert len(set(close["ticktext"])) == len(close["ticktext"])  # 1 and 1.001 both print as "1": one tick
+    warmup = log_ticks([1e-12, 1e-4, 2e-4])  # a learning rate warming up from almost nothing
+    assert 2 <= len(warmup["tickvals"]) <= 8
+    assert len(log_ticks([5e-300, 1.0])["tickvals"]) <= 8
