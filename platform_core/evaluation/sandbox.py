@@ -43,6 +43,7 @@ import psutil
 CHILD_SOURCE = Path(__file__).with_name("sandbox_child.py")
 MODES = ("uid+netns+pidns", "netns+pidns", "userns+netns+pidns", "rlimits")
 _PROBE = "import json, re, collections, math\nprint('sandbox-ok')\n"
+PROBE_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -300,6 +301,9 @@ class Sandbox:
         queue = deque(enumerate(programs))
         free = deque(range(self.workers))
         running: list[_Running] = []
+        # The probe only starts an interpreter, but on a loaded machine that can take longer than a program's
+        # budget; a slow probe must not demote the sandbox to a weaker mode.
+        wall_limit = max(self.timeout_s, PROBE_TIMEOUT_S) if probe else self.timeout_s
         try:
             while queue or running:
                 while queue and free:
@@ -309,7 +313,7 @@ class Sandbox:
                 now = time.monotonic()
                 for run in list(running):
                     if run.proc.poll() is None:
-                        if now - run.started <= self.timeout_s:
+                        if now - run.started <= wall_limit:
                             continue
                         run.timed_out = True
                         try:
