@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from app.widgets import target_label
 from platform_core import settings
 from platform_core.context import Platform, get_platform
 
@@ -68,7 +69,7 @@ def run_target_switch(platform: Platform) -> str:
     # Labels are computed now: a format_func may also be called outside the script run (AppTest), where the
     # session's language is not visible. The key names the language: a keyed selectbox keeps showing its old label
     # after a language switch.
-    labels = {o: t("sidebar.target.local") if o == "local" else t("sidebar.target.ssh", name=o[4:]) for o in options}
+    labels = {o: target_label(o) for o in options}
     chosen = st.selectbox(
         t("sidebar.target"),
         options,

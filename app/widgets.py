@@ -49,6 +49,15 @@ def show_error(exc: Exception) -> None:
         st.error(t("common.error", message=f"{type(exc).__name__}: {exc}"))
 
 
+def target_label(target: str) -> str:
+    """A run target ("local", "ssh:<connection>", "ray") as the sidebar and the job form name it."""
+    if target == "local":
+        return t("sidebar.target.local")
+    if target == "ray":
+        return t("settings.ray.header")
+    return t("sidebar.target.ssh", name=target.removeprefix("ssh:"))
+
+
 def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str | None = None) -> None:
     """A self-refreshing view of one task: state, progress bar, log tail and a stop button. When the task ends while
     shown, the whole page is drawn again, so what the task made (a model, results) appears around the panel."""

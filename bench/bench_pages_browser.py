@@ -11,7 +11,6 @@ visits per page, in a new browser session, the first visit cold), and two job-li
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
-from bench_pages_speed import fill  # noqa: E402
+from bench_pages_speed import fill, store_size_args  # noqa: E402
 from e2e.browser import (  # noqa: E402
     CHROMIUM,
     LAUNCH_ARGS,
@@ -104,11 +103,7 @@ def list_page_switch(page, jobs: int) -> float:
 
 
 def main_bench() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--datasets", type=int, default=200)
-    parser.add_argument("--evals", type=int, default=100)
-    args = parser.parse_args()
+    args = store_size_args()
     home = Path(tempfile.mkdtemp(prefix="bench-browser-"))
     env = {**os.environ, "PLATFORM_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-m", "platform_core", "demo", "init"], check=True, capture_output=True, env=env)

@@ -135,12 +135,17 @@ def render(page: str, runs: int = 3) -> list[float]:
     return times
 
 
-def main() -> None:
+def store_size_args() -> argparse.Namespace:
+    """--jobs / --datasets / --evals: how large a store the page benchmarks fill (the issue's sizes by default)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--evals", type=int, default=100)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = store_size_args()
     home = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     os.environ["PLATFORM_HOME"] = str(home)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -11,7 +11,7 @@ import yaml
 from app.i18n import t
 from app.job_form import algorithm_fields, defaults, field_widget, reward_form
 from app.state import get_platform_cached
-from app.widgets import show_error, state_label
+from app.widgets import show_error, state_label, target_label
 from platform_core import settings
 from platform_core.connections import list_connections
 from platform_core.errors import PlatformError
@@ -228,14 +228,7 @@ def new_job_form() -> None:
         value=values.get("name") or f"{algorithm}-{time.strftime('%m%d-%H%M')}",
         key=f"{prefix}_name",
     )
-    target_labels = {
-        o: t("sidebar.target.local")
-        if o == "local"
-        else t("settings.ray.header")
-        if o == "ray"
-        else t("sidebar.target.ssh", name=o[4:])
-        for o in target_options
-    }
+    target_labels = {o: target_label(o) for o in target_options}  # computed now: see app/state.py
     data["target"] = c2.selectbox(
         t("jobs.field.target"),
         target_options,
