@@ -25,6 +25,8 @@ _FIELDS = {
     "param_offload": ("参数卸载到 CPU", "Offload parameters to CPU"),
     "optimizer_offload": ("优化器卸载到 CPU", "Offload optimizer to CPU"),
     "attn_implementation": ("注意力实现", "Attention implementation"),
+    "model_dtype": ("主权重精度", "Master weight dtype"),
+    "use_fused_kernels": ("融合交叉熵内核", "Fused cross-entropy kernels"),
     "warmup_ratio": ("预热比例", "Warm-up ratio"),
     "gradnorm_every": ("逐层梯度范数间隔", "Per-layer gradient norms every"),
     "extra_overrides": ("额外 verl 参数（每行一个 key=value）", "Extra verl overrides (one key=value per line)"),
@@ -78,6 +80,14 @@ _HINTS = {
     "attn_implementation": (
         "auto = 装了 flash-attn 用 flash_attention_2，否则 sdpa（无需修改 verl 源码）",
         "auto = flash_attention_2 when installed, else sdpa (no need to edit verl's source)",
+    ),
+    "model_dtype": (
+        "GPU 上 FSDP 主权重的精度（bf16 减半）；CPU 运行固定 fp32",
+        "FSDP master weights on a GPU (bf16 halves them); CPU runs use fp32",
+    ),
+    "use_fused_kernels": (
+        "verl 融合 logits 与损失（不生成完整 logits 张量）；仅 GPU",
+        "verl fused logits + loss (no full logits tensor); GPU runs only",
     ),
     "gradnorm_every": ("每 N 步记录逐层梯度范数（0 = 关闭）", "per-layer gradient norms every N steps (0 = off)"),
     "extra_overrides": ("verl Hydra 参数", "verl Hydra overrides"),

@@ -253,6 +253,8 @@ def verl_sft_overrides(spec: SFTSpec, ctx: RunContext, total_steps: int) -> list
     if ctx.device == "cpu":
         # CPUs are slow in bf16 and the tiny demo model learns poorly with it: train in fp32.
         o.append("+engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}")
+    else:
+        o += [f"engine.model_dtype={spec.model_dtype}", f"model.use_fused_kernels={_bool(spec.use_fused_kernels)}"]
     return o + list(spec.extra_overrides)
 
 
@@ -283,6 +285,9 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
         f"{a}.actor.entropy_coeff=0",
         f"{a}.actor.fsdp_config.param_offload={_bool(spec.param_offload)}",
         f"{a}.actor.fsdp_config.optimizer_offload={_bool(spec.optimizer_offload)}",
+        # Both are GPU settings (verl's fused kernels are Triton); on a CPU the defaults stay.
+        f"{a}.actor.fsdp_config.model_dtype={spec.model_dtype if ctx.device == 'cuda' else 'fp32'}",
+        f"{a}.model.use_fused_kernels={_bool(spec.use_fused_kernels and ctx.device == 'cuda')}",
         f"{a}.ref.fsdp_config.param_offload=True",
         f"{a}.rollout.name={spec.rollout_engine}",
         f"{a}.rollout.n={spec.rollout_n}",

@@ -707,8 +707,14 @@ def spec_from_prefill(prefill: dict[str, Any]) -> dict[str, Any]:
         "max_response_length": "max_response_length",
         "algorithm": "algorithm",
         "model": "model",
+        "model_dtype": "model_dtype",
+        "use_fused_kernels": "use_fused_kernels",
     }
     values = {mapping[k]: v for k, v in prefill.items() if k in mapping and v is not None}
+    if "model_dtype" in values:  # the contract says float32 / bfloat16, verl's engine config fp32 / bf16
+        values["model_dtype"] = {"float32": "fp32", "bfloat16": "bf16"}.get(
+            values["model_dtype"], values["model_dtype"]
+        )
     if not values.get("lora_rank"):  # the contract's rank 0 means LoRA off; the spec keeps its default rank
         values.pop("lora_rank", None)
         values.pop("lora_alpha", None)

@@ -92,6 +92,12 @@ class JobSpec(BaseModel):
     attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = Field(
         "auto", json_schema_extra=hint("auto = flash_attention_2 when installed, else sdpa", "advanced")
     )
+    model_dtype: Literal["fp32", "bf16"] = Field(
+        "fp32", json_schema_extra=hint("FSDP master weights on a GPU (bf16 halves them); CPU runs use fp32", "advanced")
+    )
+    use_fused_kernels: bool = Field(
+        False, json_schema_extra=hint("verl fused logits + loss (no full logits tensor); GPU runs only", "advanced")
+    )
     warmup_ratio: float = Field(0.0, ge=0, le=0.5, json_schema_extra=hint("0 - 0.1", "advanced"))
     gradnorm_every: int = Field(
         1, ge=0, json_schema_extra=hint("per-layer gradient norms every N steps (0 = off)", "advanced")

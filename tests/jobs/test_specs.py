@@ -68,7 +68,7 @@ def test_configurator_prefill_without_lora_keeps_the_form_defaults():
 
     values = spec_from_prefill({"algorithm": "sft", "train_batch_size": 64, "lora_enabled": False, "lora_rank": 0,
                                 "lora_alpha": 0, "model_dtype": "float32"})  # fmt: skip
-    assert values == {"algorithm": "sft", "batch_size": 64, "lora_enabled": False}
+    assert values == {"algorithm": "sft", "batch_size": 64, "lora_enabled": False, "model_dtype": "fp32"}
     lora = spec_from_prefill({"lora_enabled": True, "lora_rank": 16, "lora_alpha": 32})
     assert lora == {"lora_enabled": True, "lora_rank": 16, "lora_alpha": 32}
 
@@ -166,6 +166,27 @@ def test_ppo_with_a_reward_model_and_sft_commands_pass_verl_validation(demo_mode
     assert plan.argv[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert plan.env["VERL_PLATFORM"] == "cpu" and plan.env["VERL_USE_EXTERNAL_MODULES"] == "verl_plugin"
     validate_verl_overrides(plan.config_name, plan.overrides)
+
+
+def test_the_configurators_dtype_and_fused_kernels_reach_verl_on_a_gpu(demo_model_dir):
+    """The recommendation counts on a bf16 actor and fused CE; a GPU run gets both, a CPU run keeps fp32."""
+    from platform_core.jobs.service import spec_from_prefill
+
+    prefill = spec_from_prefill({"model_dtype": "bfloat16", "use_fused_kernels": True})
+    assert prefill == {"model_dtype": "bf16", "use_fused_kernels": True}
+    sft = parse_spec({"name": "j", **BASE, "algorithm": "sft", "batch_size": 32, **prefill})
+    plan = build_plan("verl", sft, ctx(str(demo_model_dir)))
+    assert {"engine.model_dtype=bf16", "model.use_fused_kernels=True"} <= set(plan.overrides)
+    validate_verl_overrides(plan.config_name, plan.overrides)
+    cpu = build_plan("verl", sft, ctx(str(demo_model_dir), device="cpu"))
+    assert not any("model_dtype" in o or "fused_kernels" in o for o in cpu.overrides)
+    grpo = parse_spec({"name": "j", **BASE, **RL_SPECS[0], **prefill})
+    plan = build_plan("verl", grpo, ctx(str(demo_model_dir)))
+    assert "actor_rollout_ref.actor.fsdp_config.model_dtype=bf16" in plan.overrides
+    assert "actor_rollout_ref.model.use_fused_kernels=True" in plan.overrides
+    validate_verl_overrides(plan.config_name, plan.overrides)
+    cpu = build_plan("verl", grpo, ctx(str(demo_model_dir), device="cpu"))
+    assert "actor_rollout_ref.model.use_fused_kernels=False" in cpu.overrides
 
 
 def test_verl_rejects_what_it_would_reject_on_the_gpu(demo_model_dir):
