@@ -12,15 +12,23 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from app.i18n import t  # noqa: E402
-from app.state import access_gate, get_platform_cached, reconcile_once, sidebar  # noqa: E402
+from app.state import access_gate, get_platform_cached, init_language, reconcile_once, sidebar  # noqa: E402
+from platform_core.errors import PlatformError  # noqa: E402
 
 st.set_page_config(
     page_title="Training Platform · 训练平台", page_icon=str(ROOT / "assets" / "logo.svg"), layout="wide"
 )
-platform = get_platform_cached()
-sidebar(platform)
+try:
+    platform = get_platform_cached()
+except PlatformError as exc:  # e.g. a database written by a newer version, or a workspace that cannot be created
+    st.title(t("app.title"))
+    st.error(t("app.start_failed", error=str(exc)))
+    st.stop()
+init_language(platform)
+# The gate comes before anything else: the sidebar's switches change stored settings.
 if not access_gate(platform):
     st.stop()
+sidebar(platform)
 reconcile_once(platform)
 
 PAGES = ROOT / "pages"

@@ -37,11 +37,18 @@ def reconcile_once(platform: Platform) -> None:
     _reconcile(str(platform.workspace.root), platform)
 
 
-def sidebar(platform: Platform) -> None:
-    """Draw the language switch and the run-target quick switch in the sidebar of every page."""
+def init_language(platform: Platform) -> None:
+    """Set the session's language from the stored setting once (draws nothing, so it may run before the gate)."""
     if "lang" not in st.session_state:
         stored = settings.get(platform, "language")
         st.session_state["lang"] = stored if stored in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def sidebar(platform: Platform) -> None:
+    """Draw the language switch and the run-target quick switch in the sidebar of every page.
+
+    Call it only after `access_gate` let the session in: its widgets change stored settings."""
+    init_language(platform)
     with st.sidebar:
         st.logo(str(_asset("logo.svg")))
         langs = list(LANGUAGES)

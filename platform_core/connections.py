@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_core.context import Platform
-from platform_core.errors import InvalidInput, NotFound
+from platform_core.errors import InvalidInput, NotFound, SecretKeyError
 from platform_core.security.validation import check_name, check_path_text
 
 DEFAULT_WORKDIR = "~/verl_jobs"
@@ -77,35 +77,41 @@ def add_connection(
     _validate(host, port, username, workdir, conda_env, python_path, key_path)
     if platform.store.find_one("connections", "name = ?", (name,)):
         raise InvalidInput(f"connection name: {name!r} already exists")
-    auth, secret = _secret_for(platform, password, private_key, key_path, passphrase)
-    now = time.time()
-    return platform.store.insert(
-        "connections",
-        {
-            "name": name,
-            "host": host,
-            "port": port,
-            "username": username,
-            "auth": auth,
-            "secret": secret,
-            "key_path": str(Path(key_path).expanduser()) if key_path else None,
-            "workdir": workdir,
-            "conda_env": conda_env or None,
-            "python_path": python_path or None,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    for _attempt in range(3):
+        auth, secret, key_fp = _secret_for(platform, password, private_key, key_path, passphrase)
+        now = time.time()
+        with platform.store.transaction():
+            if not platform.key_fingerprint_is(key_fp):
+                continue  # `rotate-key` ran in another process meanwhile: encrypt again under the new key
+            return platform.store.insert(
+                "connections",
+                {
+                    "name": name,
+                    "host": host,
+                    "port": port,
+                    "username": username,
+                    "auth": auth,
+                    "secret": secret,
+                    "key_path": str(Path(key_path).expanduser()) if key_path else None,
+                    "workdir": workdir,
+                    "conda_env": conda_env or None,
+                    "python_path": python_path or None,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+    raise SecretKeyError("the encryption key kept changing while the connection was saved; try again")
 
 
 def _secret_for(
     platform: Platform, password: str | None, private_key: str | None, key_path: str | None, passphrase: str | None
-) -> tuple[str, str | None]:
+) -> tuple[str, str | None, str | None]:
+    """Return (auth, encrypted secret or None, fingerprint of the key it was encrypted with or None)."""
     given = [x for x in (password, private_key, key_path) if x]
     if len(given) != 1:
         raise InvalidInput("authentication: give exactly one of a password, a pasted private key or a key file")
     if password:
-        return "password", platform.encrypt(json.dumps({"password": password}))
+        return "password", *platform.encrypt_with_fingerprint(json.dumps({"password": password}))
     payload: dict[str, str] = {}
     if private_key:
         if "PRIVATE KEY" not in private_key:
@@ -115,7 +121,9 @@ def _secret_for(
         raise InvalidInput(f"key file: {key_path} does not exist on this machine")
     if passphrase:
         payload["passphrase"] = passphrase
-    return "key", platform.encrypt(json.dumps(payload)) if payload else None
+    if not payload:
+        return "key", None, None
+    return "key", *platform.encrypt_with_fingerprint(json.dumps(payload))
 
 
 def update_connection(platform: Platform, name: str, **changes: Any) -> None:
@@ -137,17 +145,29 @@ def update_connection(platform: Platform, name: str, **changes: Any) -> None:
         for k, v in changes.items()
         if k in ("host", "port", "username", "workdir", "conda_env", "python_path", "host_key")
     }
-    if creds.get("password") or creds.get("private_key") or creds.get("key_path"):
-        auth, secret = _secret_for(
-            platform, creds.get("password"), creds.get("private_key"), creds.get("key_path"), creds.get("passphrase")
-        )
-        update.update(auth=auth, secret=secret, key_path=creds.get("key_path"))
     if "name" in changes:
         update["name"] = check_name(changes["name"], "connection name")
     if {"host", "port"} & set(update) and "host_key" not in update:
         update["host_key"] = None  # a different server: its key must be confirmed again
-    update["updated_at"] = time.time()
-    platform.store.update("connections", current["id"], **update)
+    new_creds = creds.get("password") or creds.get("private_key") or creds.get("key_path")
+    for _attempt in range(3):
+        key_fp = None
+        if new_creds:
+            auth, secret, key_fp = _secret_for(
+                platform,
+                creds.get("password"),
+                creds.get("private_key"),
+                creds.get("key_path"),
+                creds.get("passphrase"),
+            )
+            update.update(auth=auth, secret=secret, key_path=creds.get("key_path"))
+        update["updated_at"] = time.time()
+        with platform.store.transaction():
+            if not platform.key_fingerprint_is(key_fp):
+                continue  # `rotate-key` ran in another process meanwhile: encrypt again under the new key
+            platform.store.update("connections", current["id"], **update)
+            return
+    raise SecretKeyError("the encryption key kept changing while the connection was saved; try again")
 
 
 def list_connections(platform: Platform) -> list[dict[str, Any]]:
@@ -199,11 +219,16 @@ def rotate_secrets(platform: Platform, new_key: str) -> int:
 
     old_box = platform.secret_box()
     new_box = SecretBox(new_key, "the new key")
-    rows = platform.store.find("connections", "secret IS NOT NULL")
-    plaintexts = {
-        row["id"]: old_box.decrypt(row["secret"], f"the secret of connection {row['name']!r}") for row in rows
-    }
     with platform.store.transaction() as conn:
+        # Read inside the write transaction: a secret another process stores meanwhile is re-encrypted too.
+        if platform.store.get_setting(FINGERPRINT_SETTING) not in (None, old_box.fingerprint):
+            raise SecretKeyError(
+                "the stored secrets were re-encrypted by another rotate-key meanwhile; nothing changed"
+            )
+        rows = platform.store.find("connections", "secret IS NOT NULL")
+        plaintexts = {
+            row["id"]: old_box.decrypt(row["secret"], f"the secret of connection {row['name']!r}") for row in rows
+        }
         for row_id, plaintext in plaintexts.items():
             conn.execute("UPDATE connections SET secret = ? WHERE id = ?", (new_box.encrypt(plaintext), row_id))
         conn.execute(

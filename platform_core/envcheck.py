@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata as metadata
 import json
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,81 @@ DISTRIBUTIONS = {
     "transfer_queue": "TransferQueue",
     "flash_attn": "flash-attn",
 }
+
+
+# Version ranges that matter, per mode: a package outside its range is a failed check. They mirror the pins of
+# requirements.txt (manager) and requirements-gpu.txt (training) -- tests/runners/test_envcheck.py keeps them in
+# step -- and are written here because this file runs on servers without the repository.
+# {package: (range, why)}; ranges are comma-separated clauses of ==, !=, >=, <=, <, > and ==X.Y.* (a prefix).
+VERSION_RANGES: dict[str, dict[str, tuple[str, str]]] = {
+    "manager": {
+        "torch": ("==2.13.*", "requirements.txt pins torch 2.13"),
+        "transformers": ("==5.10.*", "requirements.txt pins transformers 5.10 (verl 0.9.1 needs <5.11)"),
+        "verl": ("==0.9.*", "requirements.txt pins verl 0.9"),
+        "trl": ("==1.12.*", "trl >= 1.13 removed trl.experimental.ppo, which verl 0.9.1 imports"),
+    },
+    "training": {
+        "torch": ("==2.11.*", "requirements-gpu.txt pins torch 2.11 (vllm 0.24 and verl[vllm,fsdp] 0.9.1 need it)"),
+        "transformers": (">=5.5.3,!=5.6.0,<5.11", "verl 0.9.1 requires transformers>=5.5.3,!=5.6.0,<5.11"),
+        "verl": ("==0.9.*", "requirements-gpu.txt pins verl 0.9"),
+        "trl": ("<1.13", "trl >= 1.13 removed trl.experimental.ppo, which verl 0.9.1 imports"),
+    },
+}
+_CLAUSE = re.compile(r"^(==|!=|>=|<=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?$")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The numeric release of a version string: "2.13.0+cpu" -> (2, 13, 0), "1.12.0rc1" -> (1, 12, 0)."""
+    match = re.match(r"\s*v?(\d+(?:\.\d+)*)", version)
+    if not match:
+        raise ValueError(f"{version!r} is not a version number")
+    return tuple(int(x) for x in match.group(1).split("."))
+
+
+def version_matches(version: str, spec: str) -> bool:
+    """Return True when `version` lies in `spec` (e.g. "==1.12.*", ">=5.5.3,!=5.6.0,<5.11")."""
+    found = _release(version)
+    for clause in (c.strip() for c in spec.split(",") if c.strip()):
+        match = _CLAUSE.match(clause)
+        if not match:
+            raise ValueError(f"version range clause {clause!r} is not understood")
+        op, number, wildcard = match.groups()
+        target = tuple(int(x) for x in number.split("."))
+        if wildcard:
+            same = found[: len(target)] == target
+            ok = same if op == "==" else (not same if op == "!=" else None)
+            if ok is None:
+                raise ValueError(f"version range clause {clause!r}: .* goes only with == or !=")
+        else:
+            width = max(len(found), len(target))
+            a, b = found + (0,) * (width - len(found)), target + (0,) * (width - len(target))
+            ok = {"==": a == b, "!=": a != b, ">=": a >= b, "<=": a <= b, "<": a < b, ">": a > b}[op]
+        if not ok:
+            return False
+    return True
+
+
+def check_version(package: str, version: str, spec: str, why: str = "") -> dict:
+    """Return the check record for one package's version against its expected range."""
+    try:
+        ok = version_matches(version, spec)
+    except ValueError as exc:
+        ok, why = False, str(exc)
+    if ok:
+        detail = f"{version} (expected {spec})"
+    else:
+        detail = f"{package} {version} found, expected {spec}" + (f": {why}" if why else "")
+    return {"name": f"{package} version", "ok": ok, "required": True, "detail": detail}
+
+
+def _version_checks(mode: str) -> list[dict]:
+    """A version check for every installed package with a range in this mode (missing ones fail their import)."""
+    checks = []
+    for package, (spec, why) in VERSION_RANGES[mode].items():
+        version = _version_of(package)
+        if version is not None:
+            checks.append(check_version(package, version, spec, why))
+    return checks
 
 
 def _version_of(module: str) -> str | None:
@@ -125,9 +201,11 @@ def run_checks(mode: str) -> list[dict]:
     checks = [_python_check()]
     if mode == "manager":
         checks += [_check_import(m, r) for m, r in MANAGER_PACKAGES]
+        checks += _version_checks(mode)
         checks.append(_cuda_check(required=False))
     elif mode == "training":
         checks += [_check_import(m, r) for m, r in TRAINING_PACKAGES]
+        checks += _version_checks(mode)
         checks.append(_cuda_check(required=True))
         checks.append(_nvidia_smi_check(required=True))
     else:
@@ -140,14 +218,14 @@ LABELS = {
         "python": "Python",
         "cuda": "CUDA available",
         "ok": "Environment check passed!",
-        "fail": "Environment check failed: {n} required item(s) missing",
+        "fail": "Environment check failed: {n} required check(s) did not pass",
         "optional": "optional",
     },
     "zh": {
         "python": "Python 版本",
         "cuda": "CUDA 可用",
         "ok": "环境验证通过！",
-        "fail": "环境验证失败：缺少 {n} 个必需项",
+        "fail": "环境验证失败：{n} 项必需检查未通过",
         "optional": "可选",
     },
 }

@@ -52,6 +52,10 @@ STRINGS = {
     "task.done": {"zh": "完成", "en": "Done"},
     "task.failed": {"zh": "失败：{error}", "en": "Failed: {error}"},
     "task.stopped": {"zh": "已停止", "en": "Stopped"},
+    "app.start_failed": {
+        "zh": "平台无法启动：{error}",
+        "en": "The platform cannot start: {error}",
+    },
     "access.title": {"zh": "需要访问密码", "en": "Access password required"},
     "access.password": {"zh": "访问密码", "en": "Access password"},
     "access.enter": {"zh": "进入", "en": "Enter"},

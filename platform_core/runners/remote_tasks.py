@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_core.context import Platform
+from platform_core.errors import RemoteError
 from platform_core.tasks import TaskContext, submit_task, task_kind
 
 
@@ -27,7 +28,18 @@ def prepare_server_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, A
     ctx.progress(0.05, "connecting")
     requirements = Path(params["requirements"]) if params.get("requirements") else None
     result = prepare_server(ctx.platform, params["connection"], ctx.log, requirements_file=requirements)
-    ctx.progress(1.0, "environment check passed" if result.get("passed") else "environment check failed")
+    if not result.get("passed"):
+        failing = [
+            f"{c['name']} ({c['detail']})" for c in result.get("checks", []) if c.get("required") and not c.get("ok")
+        ]
+        ctx.progress(1.0, "environment check failed")
+        raise RemoteError(
+            f"The packages were installed into {result.get('python')} on {params['connection']!r}, but the training "
+            "environment check failed: "
+            + ("; ".join(failing) if failing else "it printed no result (see the log)")
+            + ". Fix these and run Prepare server again."
+        )
+    ctx.progress(1.0, "environment check passed")
     return result
 
 

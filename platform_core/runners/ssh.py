@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import posixpath
 import socket
 import time
@@ -27,6 +28,14 @@ from platform_core.security.shell import quote_command, remote_path_expr
 
 CONNECT_TIMEOUT_S = 6
 COMMAND_TIMEOUT_S = 60
+
+# paramiko logs a failed handshake ("Exception (client): Error reading SSH protocol banner" and a traceback) at
+# ERROR; with no handler configured Python prints that on stderr. Every failure reaches the user as our own
+# message (RemoteError), so paramiko's log is silenced.
+_PARAMIKO_LOG = logging.getLogger("paramiko")
+_PARAMIKO_LOG.setLevel(logging.CRITICAL)
+_PARAMIKO_LOG.addHandler(logging.NullHandler())
+_PARAMIKO_LOG.propagate = False
 
 
 class UnknownHostKey(RemoteError):

@@ -145,3 +145,83 @@ def test_access_password_hash_is_salted():
     first, second = hash_password("open sesame"), hash_password("open sesame")
     assert first != second
     assert verify_password("open sesame", first) and not verify_password("open sesam", first)
+
+
+def test_a_running_platform_picks_up_a_key_rotated_by_another_process(platform):
+    """rotate-key (key file) in another process; this process's Platform then stores secrets under the new key."""
+    add_connection(platform, "before", "10.0.0.5", "root", password="pw-before")
+    old_fp = platform.secret_box().fingerprint
+    rotated = _cli(platform.workspace.root, "rotate-key", "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    add_connection(platform, "after", "10.0.0.6", "root", password="pw-after")  # the same, long-lived Platform
+    assert platform.secret_box().fingerprint != old_fp
+    assert connection_credentials(platform, "before") == {"password": "pw-before"}
+    reset_platforms()
+    fresh = get_platform(platform.workspace.root)
+    assert connection_credentials(fresh, "before") == {"password": "pw-before"}
+    assert connection_credentials(fresh, "after") == {"password": "pw-after"}
+    assert fresh.store.get_setting("secret_key_fingerprint") == fresh.secret_box().fingerprint != old_fp
+
+
+def test_a_running_platform_refuses_to_write_with_a_key_rotated_away(platform, monkeypatch):
+    """rotate-key (env key) in another process: until PLATFORM_SECRET_KEY holds the new key, nothing is written."""
+    import json
+
+    old = generate_key()
+    monkeypatch.setenv("PLATFORM_SECRET_KEY", old)
+    add_connection(platform, "before", "10.0.0.5", "root", password="pw-before")
+    rotated = _cli(platform.workspace.root, "rotate-key", "--json", env={"PLATFORM_SECRET_KEY": old})
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = json.loads(rotated.stdout)["new_key"]
+    before = _db_bytes(platform)
+    with pytest.raises(SecretKeyError, match="rotate-key.* in another process.*Nothing was written with the old key"):
+        add_connection(platform, "after", "10.0.0.6", "root", password="pw-after")
+    with pytest.raises(SecretKeyError, match="rotate-key"):
+        connection_credentials(platform, "before")
+    assert _db_bytes(platform) == before
+    monkeypatch.setenv("PLATFORM_SECRET_KEY", new_key)  # the user sets the new key; the same Platform goes on
+    add_connection(platform, "after", "10.0.0.6", "root", password="pw-after")
+    reset_platforms()
+    fresh = get_platform(platform.workspace.root)
+    assert connection_credentials(fresh, "before") == {"password": "pw-before"}
+    assert connection_credentials(fresh, "after") == {"password": "pw-after"}
+
+
+def test_a_key_staged_by_rotate_key_is_used_before_its_rename(platform):
+    """Between rotate-key's database commit and the key file's rename, the staged key (secret.new) is the key."""
+    from platform_core.connections import rotate_secrets
+    from platform_core.security.secrets import write_key_file
+
+    add_connection(platform, "before", "10.0.0.5", "root", password="pw-before")
+    from platform_core.context import Platform
+    from platform_core.store import Store
+
+    other = Platform(platform.workspace, Store(platform.workspace.db_path))  # a second process's Platform
+    new_key = generate_key()
+    write_key_file(platform.workspace.key_path.with_suffix(".new"), new_key)
+    rotate_secrets(other, new_key)  # committed; secret.key still holds the old key
+    add_connection(platform, "after", "10.0.0.6", "root", password="pw-after")
+    platform.workspace.key_path.with_suffix(".new").replace(platform.workspace.key_path)
+    reset_platforms()
+    fresh = get_platform(platform.workspace.root)
+    assert connection_credentials(fresh, "after") == {"password": "pw-after"}
+    assert connection_credentials(fresh, "before") == {"password": "pw-before"}
+
+
+def test_connection_add_says_when_it_created_the_key_file(tmp_path):
+    import json
+
+    home = tmp_path / "ws"
+    args = ("connection", "add", "--host", "10.0.0.5", "--user", "root", "--password-stdin")
+    first = _cli(home, *args, "--name", "one", "--json", stdin="pw-1\n")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["key_created"] is True
+    assert json.loads(first.stdout)["key_file"] == str(home / "secret.key")
+    second = _cli(home, *args, "--name", "two", "--json", stdin="pw-2\n")
+    assert json.loads(second.stdout)["key_created"] is False
+    text = _cli(tmp_path / "other", *args, "--name", "three", stdin="pw-3\n")
+    assert text.returncode == 0, text.stderr
+    assert f"created a new encryption key in {tmp_path / 'other' / 'secret.key'} (mode 0600)" in text.stdout
+    assert "pw-3" not in text.stdout + text.stderr
+    quiet = _cli(tmp_path / "other", *args, "--name", "four", stdin="pw-4\n")
+    assert "encryption key" not in quiet.stdout
