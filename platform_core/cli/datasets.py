@@ -242,17 +242,34 @@ def cmd_export(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from platform_core.datasets.service import list_datasets
-    from platform_core.datasets.sync import ensure_synced, sync_datasets
+    from platform_core.connections import get_connection
+    from platform_core.datasets.service import get_dataset, list_datasets
+    from platform_core.datasets.sync import check_kind, kind_fits, sync_datasets
+    from platform_core.errors import InvalidInput
 
     platform = platform_for(args)
-    if args.kind:
-        results = {ref: {"remote_path": ensure_synced(platform, ref, args.connection, args.kind)} for ref in args.refs}
-    else:
-        ids = [r["id"] for r in list_datasets(platform)] if args.all else args.refs
-        results = sync_datasets(platform, ids, args.connection)
-    text = "\n".join(f"#{k}: {v.get('remote_path') or 'FAILED ' + v['error']}" for k, v in results.items())
-    emit(args, results, text or "nothing to sync")
+    check_kind(args.kind)
+    get_connection(platform, args.connection)  # an unknown connection is an error (exit 2), even with nothing to sync
+    if args.all and args.refs:
+        raise InvalidInput("dataset sync: give dataset ids/names or --all, not both")
+    if not args.all and not args.refs:
+        raise InvalidInput("dataset sync: give dataset ids/names, or --all for every dataset")
+    records = list_datasets(platform) if args.all else [get_dataset(platform, ref) for ref in args.refs]
+    skipped: dict[int, dict] = {}
+    if args.all:  # every dataset that can be synced in that kind (a type that does not convert to it is skipped)
+        skipped = {
+            r["id"]: {"skipped": f"a {r['type'].upper()} dataset cannot be synced as {args.kind}"}
+            for r in records
+            if not kind_fits(r, args.kind)
+        }
+    ids = [r["id"] for r in records if r["id"] not in skipped]
+    results = sync_datasets(platform, ids, args.connection, kind=args.kind) if ids else {}
+    results = {**results, **skipped}
+    text = "\n".join(
+        f"#{k}: " + (v.get("remote_path") or (f"skipped: {v['skipped']}" if "skipped" in v else f"FAILED {v['error']}"))
+        for k, v in results.items()
+    )
+    emit(args, results, text or "no datasets to sync")
     return 1 if any("error" in v for v in results.values()) else 0
 
 

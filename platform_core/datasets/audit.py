@@ -449,6 +449,11 @@ def finish(result: dict[str, Any], tokens: dict[str, np.ndarray] | None, max_len
     out["histograms"] = {k: dict(v) for k, v in result["histograms"].items()}
     per_row = dict(result["_chars"])
     unit = "chars"
+    total = _totals(per_row, result["type"])
+    if total is not None:  # the total in characters always, like every other field
+        out["lengths"]["total"] = {"chars": stats(total[total >= 0])}
+        out["histograms"]["total"] = {"chars": histogram(total[total >= 0])}
+        per_row["total"] = total
     if tokens is not None:
         unit = "tokens"
         for name, values in tokens.items():
@@ -456,11 +461,11 @@ def finish(result: dict[str, Any], tokens: dict[str, np.ndarray] | None, max_len
             out["lengths"].setdefault(name, {})["tokens"] = stats(measured)
             out["histograms"].setdefault(name, {})["tokens"] = histogram(measured)
         per_row = dict(tokens)
-    total = _totals(per_row, result["type"])
-    if total is not None:
-        out["lengths"]["total"] = {unit: stats(total[total >= 0])}
-        out["histograms"]["total"] = {unit: histogram(total[total >= 0])}
-        per_row["total"] = total
+        total = _totals(per_row, result["type"])
+        if total is not None:
+            out["lengths"].setdefault("total", {})["tokens"] = stats(total[total >= 0])
+            out["histograms"].setdefault("total", {})["tokens"] = histogram(total[total >= 0])
+            per_row["total"] = total
     if max_length:
         out["max_length"] = int(max_length)
         out["truncated_unit"] = unit

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_core.datasets.loader import arrow_kind
-from platform_core.datasets.schemas import Prepared, get_field, roles
+from platform_core.datasets.schemas import EXTRA_KEYS, FIELD_KEYS, Prepared, get_field, roles
 from platform_core.errors import InvalidInput
 
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -36,6 +36,15 @@ DEFAULT_TARGET = {"sft": "verl_sft", "grpo": "verl_rl", "ppo": "verl_rl", "dpo":
 DEFAULT_DATA_SOURCE = "default"
 DEFAULT_ABILITY = "general"
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+
+CONVERSION_KEYS = (*FIELD_KEYS, "format", *EXTRA_KEYS)  # label_fields and other areas' keys do not change the file
+
+
+def conversion_config(dataset_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a field configuration that decides a converted file's content (its version key)."""
+    kept = {k: config[k] for k in CONVERSION_KEYS if config.get(k) not in (None, "", [])}
+    return {"type": dataset_type, **kept}
 
 
 def check_target(dataset_type: str, target: str) -> str:
@@ -192,7 +201,7 @@ def convert_table(prepared: Prepared, target: str, metadata: dict[str, Any] | No
             )
     meta = {
         "platform.target": target,
-        "platform.field_config": json.dumps(prepared.config, sort_keys=True),
+        "platform.field_config": json.dumps(conversion_config(prepared.dataset_type, prepared.config), sort_keys=True),
         **{f"platform.{k}": str(v) for k, v in (metadata or {}).items()},
     }
     return table.replace_schema_metadata(

@@ -3,9 +3,10 @@
 Two steps. `ingest` streams an upload into a temporary file beside its final place while hashing it (the whole file
 is never held twice in memory), checks UTF-8 (a BOM is dropped; another encoding is detected with charset-normalizer
 and converted only when the caller agrees) and the kind of file against its extension. `load_table` reads a stored
-file: JSON Lines through pyarrow's multi-threaded reader, falling back to a line-by-line reader that pinpoints
-syntax errors and values of the wrong type; JSON arrays element by element (never the whole file as Python
-objects); Parquet through pyarrow.
+file: JSON Lines through pyarrow's multi-threaded reader when every line looks like one object and it gives one row
+per line, else a line-by-line reader that pinpoints syntax errors, non-objects and values of the wrong type; JSON
+arrays element by element (never the whole file as Python objects); Parquet through pyarrow (dictionary-encoded
+columns decoded).
 
 A value of a type its column's role does not accept (a number where the prompt should be a string, a malformed chat
 message) becomes null in the table and is recorded in `LoadedTable.issues`, so validation can flag that row instead
@@ -18,6 +19,7 @@ import codecs
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -208,6 +210,26 @@ def _sniff(head: bytes, fmt: str, name: str) -> None:
         )
 
 
+STALE_INCOMING_S = 3600
+
+
+def remove_stale_incoming(directory: Path, older_than_s: float = STALE_INCOMING_S) -> list[Path]:
+    """Delete `.incoming-*` files left by killed uploads (untouched for `older_than_s`); return what was removed.
+
+    A live upload writes its file continuously, so only files idle for an hour are taken as leftovers.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    for path in directory.glob(".incoming-*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another upload removed it first
+            continue
+    return removed
+
+
 def ingest(
     source: Path | BinaryIO, directory: Path, name: str, fmt: str, convert_encoding: bool | str = False
 ) -> Ingested:
@@ -217,6 +239,7 @@ def ingest(
     detected encoding; a string converts from that encoding.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_incoming(directory)
     tmp = directory / f".incoming-{uuid.uuid4().hex}{EXTENSIONS[fmt]}"
     reader, owned = _open_source(source)
     try:
@@ -381,16 +404,63 @@ def _load_parquet(path: Path, name: str) -> LoadedTable:
         if "magic bytes not found in footer" in text or "footer" in text.lower():
             text = "its end (the Parquet footer) is missing or damaged; the file looks truncated"
         raise InvalidInput(f"{name}: not a readable Parquet file: {text}. Nothing was stored.") from exc
-    return LoadedTable(table, "parquet", name, path)
+    return LoadedTable(_decode_dictionaries(table), "parquet", name, path)
+
+
+def _plain_type(dtype: pa.DataType) -> pa.DataType:
+    """The type with every dictionary (pandas category) replaced by its value type, nested ones included."""
+    if pa.types.is_dictionary(dtype):
+        return _plain_type(dtype.value_type)
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        value = dtype.value_field.with_type(_plain_type(dtype.value_type))
+        return pa.list_(value) if pa.types.is_list(dtype) else pa.large_list(value)
+    if pa.types.is_fixed_size_list(dtype):
+        return pa.list_(dtype.value_field.with_type(_plain_type(dtype.value_type)), dtype.list_size)
+    if pa.types.is_struct(dtype):
+        return pa.struct([f.with_type(_plain_type(f.type)) for f in dtype])
+    if pa.types.is_map(dtype):
+        return pa.map_(_plain_type(dtype.key_type), _plain_type(dtype.item_type))
+    return dtype
+
+
+def _decode_dictionaries(table: pa.Table) -> pa.Table:
+    """Cast dictionary-encoded columns (pandas categories) to their values, so a category of strings is strings."""
+    for index, fld in enumerate(table.schema):
+        plain = _plain_type(fld.type)
+        if plain != fld.type:
+            table = table.set_column(index, fld.with_type(plain), table.column(index).cast(plain))
+    return table
+
+
+def _scan_jsonl(path: Path) -> tuple[int, bool]:
+    """Count the non-blank lines; say whether each of them looks like one object (starts with '{', ends with '}').
+
+    pyarrow's reader accepts what JSON Lines does not (two objects on one line become two rows, a `null` line an
+    all-null row, so rows drift from lines) and crashes the process on a `null` that starts one of its blocks. Only
+    a file whose lines all look like single objects goes to it, and only a table with one row per line is kept.
+    """
+    count, plain = 0, True
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if raw[:1] == b"{" and raw[-2:] == b"}\n":
+                count += 1
+                continue
+            text = raw.strip()
+            if text:
+                count += 1
+                plain = plain and text[:1] == b"{" and text[-1:] == b"}"
+    return count, plain
 
 
 def _load_jsonl(path: Path, name: str, rules: dict[str, ColumnRule]) -> LoadedTable:
-    try:
-        table = _read_jsonl_fast(path)
-        if _fast_table_fits(table, rules):
-            return LoadedTable(table, "jsonl", name, path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        pass
+    records, plain = _scan_jsonl(path)
+    if plain:
+        try:
+            table = _read_jsonl_fast(path)
+            if table.num_rows == records and _fast_table_fits(table, rules):
+                return LoadedTable(table, "jsonl", name, path)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
     builder = _TableBuilder(rules, name)
     lines = []
     for line, record in _iter_jsonl(path, name):

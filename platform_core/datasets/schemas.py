@@ -7,8 +7,9 @@
     eval  prompt + reference; category optional
 
 A file is refused as a whole when a required field is absent from every row, or when no row is valid. Otherwise
-each bad row is flagged: a missing, null or whitespace-only required value goes to the `empty` check, anything else
-(wrong type, malformed chat message, identical chosen/rejected) to `format_errors`.
+each bad row is flagged: a missing, null or whitespace-only required value (in a chat: any message whose content is
+empty or whitespace-only) goes to the `empty` check, anything else (wrong type, malformed chat message, no assistant
+turn, identical chosen/rejected) to `format_errors`.
 """
 
 from __future__ import annotations
@@ -294,15 +295,26 @@ def _chat_problems(role: Role, array: pa.ChunkedArray, need_assistant: bool) -> 
     problems = []
     not_null = ~_bool(lists.is_null())
     empty_list = not_null & (lengths == 0)
-    blank_content = blank_mask(contents) | _bool(contents.is_null())
+    blank_turn = blank_mask(contents) if len(flat) else np.zeros(0, bool)  # "" or whitespace only (not null)
+    blank_content = blank_turn | _bool(contents.is_null()) if len(flat) else np.zeros(0, bool)
     all_blank = np.zeros(n, dtype=bool)
+    some_blank = np.zeros(n, dtype=bool)
     if len(flat):
         nonblank_per_row = np.bincount(parents, weights=~blank_content, minlength=n)
         all_blank = not_null & (lengths > 0) & (nonblank_per_row == 0)
-    if empty_list.any() or all_blank.any():
-        details = {int(r): "no messages" for r in _rows(empty_list)}
+        some_blank[parents[blank_turn]] = True
+    if empty_list.any() or all_blank.any() or some_blank.any():
+        details = {}
+        if some_blank.any():
+            blank_rows, first = np.unique(parents[blank_turn], return_index=True)
+            flat_index = np.flatnonzero(blank_turn)[first]
+            turn_roles = roles_arr.take(pa.array(flat_index)).to_pylist()
+            for row, index, turn_role in zip(blank_rows, flat_index, turn_roles, strict=True):
+                who = f" ({turn_role})" if turn_role else ""
+                details[int(row)] = f"message {int(index - starts[row])}{who} is empty (only whitespace)"
+        details.update({int(r): "no messages" for r in _rows(empty_list)})
         details.update({int(r): "every message is empty" for r in _rows(all_blank)})
-        problems.append(Problem(role.field, "empty", _rows(empty_list | all_blank), details=details))
+        problems.append(Problem(role.field, "empty", _rows(empty_list | all_blank | some_blank), details=details))
     bad_role = ~_bool(pc.is_in(roles_arr, pa.array(CHAT_ROLES))) if len(flat) else np.zeros(0, bool)
     null_content = _bool(contents.is_null()) if len(flat) else np.zeros(0, bool)
     bad = bad_role | null_content
@@ -323,7 +335,8 @@ def _chat_problems(role: Role, array: pa.ChunkedArray, need_assistant: bool) -> 
                 details[int(row)] = f"message {number} has no content"
         problems.append(Problem(role.field, "bad_message", bad_rows.astype(np.int64), details=details))
     if need_assistant:
-        assistant = _bool(pc.equal(roles_arr, "assistant")) & ~blank_content if len(flat) else np.zeros(0, bool)
+        # A blank assistant turn is an empty field (above), not a missing assistant.
+        assistant = _bool(pc.equal(roles_arr, "assistant")) if len(flat) else np.zeros(0, bool)
         has = np.bincount(parents[assistant], minlength=n) > 0 if len(flat) else np.zeros(n, bool)
         missing = not_null & (lengths > 0) & ~has & ~all_blank
         if missing.any():

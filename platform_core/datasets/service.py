@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from platform_core.context import Platform
-from platform_core.datasets.convert import DEFAULT_TARGET, check_target, convert_table
+from platform_core.datasets.convert import DEFAULT_TARGET, check_target, conversion_config, convert_table
 from platform_core.datasets.loader import EXTENSIONS, arrow_kind, format_for, ingest
 from platform_core.datasets.schemas import (
     OWN_KEYS,
@@ -111,8 +111,10 @@ def add_dataset(
     """Validate and store a dataset file (a path or a binary stream such as an upload); return its id and summary.
 
     Returns {"id", "name", "rows", "columns", "format", "encoding", "existing", "flagged", "warnings"}. Identical
-    content of the same type with the same field configuration is not stored twice: the existing record's id comes
-    back with `existing: True`. A file that cannot be used raises InvalidInput and leaves nothing behind.
+    content is stored once: when the latest version of `name` already holds it (same type and field configuration)
+    that record comes back with `existing: True`; under another name (or over another latest version) a new record
+    is made that shares the stored file (`shares_file_with`: the id of a record holding it). A file that cannot be
+    used raises InvalidInput and leaves nothing behind.
     """
     dataset_type = check_type(dataset_type)
     name = check_name(name, "dataset name")
@@ -125,16 +127,30 @@ def add_dataset(
         prepared = prepare(incoming.path, fmt, dataset_type, field_config, display)
         refuse_if_unusable(prepared.loaded, prepared.validation)
         summary = _summary(prepared, incoming.encoding)
-        for existing in platform.store.find(
-            "datasets", "content_hash = ? AND type = ?", (incoming.content_hash, dataset_type)
-        ):
-            if existing["field_config"] == prepared.config and dataset_path(platform, existing).is_file():
-                summary["warnings"].insert(
-                    0,
-                    f"identical content is already stored as dataset #{existing['id']} "
-                    f"{existing['name']!r}; that record is reused",
-                )
-                return {"id": existing["id"], "name": existing["name"], "existing": True, **summary}
+        latest = platform.store.find("datasets", "name = ?", (name,), order_by="id DESC", limit=1)
+        same = [
+            r
+            for r in platform.store.find(
+                "datasets", "content_hash = ? AND type = ?", (incoming.content_hash, dataset_type), order_by="id"
+            )
+            if r["field_config"] == prepared.config and dataset_path(platform, r).is_file()
+        ]
+        if same and latest and latest[0]["id"] in {r["id"] for r in same}:
+            # The name's current version already is this content: nothing new to store.
+            existing = latest[0]
+            summary["warnings"].insert(
+                0,
+                f"identical content is already stored as dataset #{existing['id']} {existing['name']!r}; that record "
+                "is reused",
+            )
+            return {"id": existing["id"], "name": existing["name"], "existing": True, **summary}
+        if same:  # the content is stored under another name (or an older version): a new record shares the file
+            summary["warnings"].insert(
+                0,
+                f"identical content is already stored as dataset #{same[0]['id']} {same[0]['name']!r}; the file is "
+                f"shared and a new record is made under the name {name!r}",
+            )
+            summary["shares_file_with"] = same[0]["id"]
         final = folder / f"{incoming.content_hash[:32]}{EXTENSIONS[fmt]}"
         created = not final.exists()
         if created:
@@ -369,18 +385,17 @@ def export_cleaned(
     """Store the dataset without the rows flagged by the `drop` checks, as a new version (parent_id set)."""
     record = get_dataset(platform, ref)
     dropped = flagged_rows(platform, record["id"], tuple(drop))
-    table = prepare_dataset(platform, record).loaded.table
-    keep = np.setdiff1d(np.arange(table.num_rows), dropped)
+    loaded = prepare_dataset(platform, record).loaded
+    keep = np.setdiff1d(np.arange(loaded.rows), dropped)
     if len(keep) == 0:
         raise InvalidInput(f"dataset #{record['id']}: every row is flagged by {', '.join(drop)}; nothing to export")
-    cleaned = table.take(pa.array(keep))
     fmt = "parquet" if record["format"] == "parquet" else "jsonl"
     stem = Path(record["original_name"] or record["name"]).stem
     tmp_dir = platform.workspace.cache / "datasets" / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}{EXTENSIONS[fmt]}"
     try:
-        write_table(cleaned, tmp, fmt)
+        copy_rows(dataset_path(platform, record), record["format"], loaded, keep, tmp)
         result = add_dataset(
             platform,
             tmp,
@@ -394,6 +409,39 @@ def export_cleaned(
     finally:
         tmp.unlink(missing_ok=True)
     return {**result, "dropped": int(len(dropped)), "dropped_rows": dropped.tolist(), "source_id": record["id"]}
+
+
+def copy_rows(source: Path, fmt: str, loaded, keep: np.ndarray, out: Path) -> None:
+    """Write the rows `keep` (sorted 0-based) of a stored file to `out` exactly as the source holds them.
+
+    JSON Lines: the source lines themselves; a JSON array: its elements as JSON Lines (decoded and re-encoded, so
+    values keep their types); Parquet: the source table's rows (types and encodings kept). The loaded table is not
+    used for the values: it holds null where a value had the wrong type for its role.
+    """
+    from platform_core.datasets.loader import _ArrayReader
+
+    if fmt == "parquet":
+        pq.write_table(pq.read_table(source).take(pa.array(keep, pa.int64())), out)
+        return
+    if fmt == "jsonl":
+        lines = loaded.line_numbers()
+        wanted = np.zeros(int(lines[-1]) + 1 if len(lines) else 1, dtype=bool)
+        wanted[lines[keep]] = True
+        with open(source, "rb") as handle, open(out, "wb") as sink:
+            for number, raw in enumerate(handle, 1):
+                if number < len(wanted) and wanted[number]:
+                    sink.write(raw if raw.endswith(b"\n") else raw + b"\n")
+        return
+    wanted = np.zeros(loaded.rows, dtype=bool)
+    wanted[keep] = True
+    with open(out, "wb") as sink:
+        for row, (_, value) in enumerate(_ArrayReader(source, loaded.name)):
+            if row < len(wanted) and wanted[row]:
+                try:
+                    line = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+                except TypeError:  # an integer beyond 64 bits
+                    line = json.dumps(value, ensure_ascii=False).encode()
+                sink.write(line + b"\n")
 
 
 def write_table(table: pa.Table, path: Path, fmt: str) -> None:
@@ -423,10 +471,15 @@ def converted_dir(platform: Platform) -> Path:
 
 
 def converted_name(record: dict[str, Any], target: str) -> str:
-    """File name of a conversion: content hash, target and a hash of the field configuration."""
+    """File name of a conversion: content hash, target and a hash of what in the field configuration shapes the file.
+
+    Label fields (and keys other areas keep in the configuration) are left out: editing them changes no converted
+    file, so it must not change the name (a new name reads as "changed since sync" and is uploaded again).
+    """
     import hashlib
 
-    config = hashlib.sha256(json.dumps(record["field_config"], sort_keys=True).encode()).hexdigest()[:8]
+    key = conversion_config(record["type"], record["field_config"] or {})
+    config = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     return f"{record['content_hash'][:16]}-{target}-{config}.parquet"
 
 

@@ -79,9 +79,7 @@ def ensure_synced(
     from platform_core.runners.ssh import open_session
 
     record = get_dataset(platform, dataset_id)
-    kind = kind or default_kind(record)
-    if kind != "original" and kind not in TARGETS:
-        raise InvalidInput(f"sync kind: {kind!r} is not one of original, {', '.join(TARGETS)}")
+    kind = check_kind(kind) or default_kind(record)
     profile = get_connection(platform, connection)
     tracked = kind == default_kind(record)
     local = _local_file(platform, record, kind)
@@ -179,27 +177,49 @@ def sync_status(
     return out
 
 
+def check_kind(kind: str | None) -> str | None:
+    """Return a sync kind (None, "original" or a conversion target), or raise InvalidInput listing them."""
+    if kind is not None and kind != "original" and kind not in TARGETS:
+        raise InvalidInput(f"sync kind: {kind!r} is not one of original, {', '.join(TARGETS)}")
+    return kind
+
+
+def kind_fits(record: dict[str, Any], kind: str | None) -> bool:
+    """Whether a dataset can be synced in a kind (its type converts to that target; any type for original/default)."""
+    return kind in (None, "original") or record["type"] in TARGETS[kind]
+
+
 def sync_datasets(
     platform: Platform,
     dataset_ids: list[int],
     connection: str | int,
     progress: Callable[[float, str], None] | None = None,
+    kind: str | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Sync several datasets over one SSH session; return {id: {remote_path} or {error}} (one failure does not stop the rest)."""
+    """Sync several datasets over one SSH session; return {id: {remote_path} or {error}} (one failure does not stop the rest).
+
+    `kind`: as for `ensure_synced` (default: each type's engine format).
+    """
     from platform_core.runners.ssh import open_session
 
+    check_kind(kind)
     profile = get_connection(platform, connection)
+    records = [get_dataset(platform, dataset_id) for dataset_id in dataset_ids]
+
+    def tracked(record: dict[str, Any]) -> bool:
+        return kind is None or kind == default_kind(record)
+
     results: dict[int, dict[str, Any]] = {}
     session = None
     try:
         session = open_session(platform, profile["id"])
     except RemoteError as exc:
-        for dataset_id in dataset_ids:
-            _set_state(platform, int(dataset_id), profile["id"], status="failed", error=str(exc))
+        for record in records:
+            if tracked(record):
+                _set_state(platform, record["id"], profile["id"], status="failed", error=str(exc))
         raise
     try:
-        for number, dataset_id in enumerate(dataset_ids):
-            record = get_dataset(platform, dataset_id)
+        for number, record in enumerate(records):
 
             def transfer(done: int, total: int, number=number, record=record) -> None:
                 if progress:
@@ -212,12 +232,12 @@ def sync_datasets(
             try:
                 results[record["id"]] = {
                     "remote_path": ensure_synced(
-                        platform, record["id"], profile["id"], session=session, progress=transfer
+                        platform, record["id"], profile["id"], kind=kind, session=session, progress=transfer
                     )
                 }
             except (RemoteError, InvalidInput) as exc:
                 results[record["id"]] = {"error": str(exc)}
-                if isinstance(exc, InvalidInput):
+                if isinstance(exc, InvalidInput) and tracked(record):
                     _set_state(platform, record["id"], profile["id"], status="failed", error=str(exc))
     finally:
         session.close()

@@ -244,3 +244,47 @@ def test_a_bad_tokenizer_choice_is_named(platform, planted, tmp_path):
         audit_dataset(platform, dataset_id, tokenizer="no-such-model")
     with pytest.raises(InvalidInput, match="max length"):
         audit_dataset(platform, dataset_id, max_length=0)
+
+
+def test_every_length_entry_has_chars_and_tokens_with_a_tokenizer(platform, planted, demo_model_dir):
+    dataset_id, rows, _ = planted
+    plain = audit_dataset(platform, dataset_id)
+    assert {"prompt", "response", "total"} <= set(plain["lengths"])
+    assert all(set(units) == {"chars"} for units in plain["lengths"].values())
+    total_chars = [
+        len(r["prompt"]) + len(r["response"])
+        for r in rows
+        if isinstance(r.get("prompt"), str) and isinstance(r.get("response"), str)
+    ]
+    assert plain["lengths"]["total"]["chars"]["max"] == max(total_chars)
+    with_tokens = audit_dataset(platform, dataset_id, tokenizer=str(demo_model_dir), max_length=24)
+    for field, units in with_tokens["lengths"].items():
+        assert set(units) == {"chars", "tokens"}, field
+        for unit in ("chars", "tokens"):
+            assert set(units[unit]) >= {"p50", "p90", "p99", "max", "mean"}
+    assert with_tokens["lengths"]["total"]["chars"] == plain["lengths"]["total"]["chars"]
+    assert set(with_tokens["histograms"]["total"]) == {"chars", "tokens"}
+    cached = audit_dataset(platform, dataset_id, tokenizer=str(demo_model_dir))
+    assert cached["cached"] and cached["lengths"] == with_tokens["lengths"]
+
+
+def test_blank_chat_turns_are_empty_fields_naming_the_turn(platform, write):
+    good = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]
+    rows = [
+        {"messages": good},
+        {"messages": [{"role": "user", "content": "   "}, {"role": "assistant", "content": "an answer"}]},
+        {"messages": [{"role": "user", "content": "a question"}, {"role": "assistant", "content": "\t"}]},
+        {"messages": [{"role": "user", "content": "a question"}, {"role": "assistant", "content": ""}]},
+        {"messages": [{"role": "user", "content": "no answer at all"}]},
+        {"messages": [*good, {"role": "user", "content": "more?"}, {"role": "assistant", "content": "\u3000"}]},
+    ]
+    result = add_dataset(platform, write.jsonl("blank-turns.jsonl", rows), "sft", "blank turns")
+    audit = audit_dataset(platform, result["id"])
+    assert audit["checks"]["empty"]["rows"] == [1, 2, 3, 5]
+    assert audit["checks"]["format_errors"]["rows"] == [4]  # no assistant turn at all
+    messages = {e["row"]: e["message"] for e in audit["checks"]["empty"]["errors"]}
+    assert messages[1] == "blank-turns.jsonl: line 2: field 'messages': message 0 (user) is empty (only whitespace)"
+    assert messages[2].endswith("message 1 (assistant) is empty (only whitespace)")
+    assert messages[3].endswith("message 1 (assistant) is empty (only whitespace)")
+    assert messages[5].endswith("message 3 (assistant) is empty (only whitespace)")
+    assert "no assistant message" in audit["checks"]["format_errors"]["errors"][0]["message"]

@@ -90,3 +90,24 @@ def test_the_dataset_commands_keep_their_contract(tmp_path, write, demo_model_di
     assert [d["id"] for d in _ok(_cli(home, "list", "--json"))] == [exported["id"]]
     missing = _cli(home, "show", str(added["id"]), "--json")
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_the_same_file_under_another_name_and_sync_errors(tmp_path, write):
+    home = tmp_path / "ws"
+    source = write.jsonl("same.jsonl", [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)])
+    first = _ok(_cli(home, "add", str(source), "--type", "sft", "--name", "first", "--json"))
+    second = _ok(_cli(home, "add", str(source), "--type", "sft", "--name", "second", "--json"))
+    assert second["id"] != first["id"] and second["name"] == "second" and not second["existing"]
+    shown = _ok(_cli(home, "show", "second", "--json"))
+    assert shown["id"] == second["id"] and shown["file"] == _ok(_cli(home, "show", "first", "--json"))["file"]
+    again = _ok(_cli(home, "add", str(source), "--type", "sft", "--name", "second", "--json"))
+    assert again["id"] == second["id"] and again["existing"]
+
+    for args in (["--all"], ["--all", "--kind", "verl_sft"], [str(first["id"]), "--kind", "original"]):
+        out = _cli(home, "sync", *args, "--connection", "nowhere", "--json")
+        assert out.returncode == 2 and out.stdout == "", (args, out.stdout, out.stderr)
+        assert "connection 'nowhere' does not exist" in out.stderr
+    out = _cli(home, "sync", "--all", "--kind", "bogus", "--connection", "nowhere")
+    assert out.returncode == 2 and "sync kind: 'bogus'" in out.stderr
+    out = _cli(home, "sync", "--connection", "nowhere")
+    assert out.returncode == 2 and "connection 'nowhere'" in out.stderr

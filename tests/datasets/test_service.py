@@ -112,3 +112,56 @@ def test_a_name_must_be_safe(platform, write):
         add_dataset(platform, write.jsonl("x.jsonl", ROWS), "sft", "../etc; rm -rf")
     with pytest.raises(InvalidInput, match="dataset type"):
         add_dataset(platform, write.jsonl("x.jsonl", ROWS), "rlhf", "x")
+
+
+def test_a_cleaned_export_keeps_the_source_values(platform, write):
+    import json
+
+    rows = [
+        {"prompt": "p0", "response": "r0", "when": "2024-01-02T03:04:05", "score": 1.5},
+        {"prompt": "p1", "response": 42, "when": "2024-01-03", "score": 2},  # wrong type: null in the loaded table
+        {"prompt": "p0", "response": "again", "when": "x", "score": 3},  # duplicate prompt of row 0
+        {"prompt": "p3", "response": "r3", "extra": {"nested": [1, None, "two"]}},
+    ]
+    source = write.jsonl("values.jsonl", rows)
+    dataset_id = add_dataset(platform, source, "sft", "values")["id"]
+    cleaned = export_cleaned(platform, dataset_id, ["duplicate_exact"])
+    assert cleaned["dropped_rows"] == [2] and cleaned["rows"] == 3
+    text = dataset_path(platform, get_dataset(platform, cleaned["id"])).read_text(encoding="utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == [rows[0], rows[1], rows[3]]
+    assert text.splitlines() == [source.read_text().splitlines()[i] for i in (0, 1, 3)]  # the source lines themselves
+    # a JSON array source: its elements, values kept, as JSON Lines
+    from_array = add_dataset(platform, write.json("values.json", rows), "sft", "values-array")["id"]
+    cleaned = export_cleaned(platform, from_array, ["duplicate_exact"])
+    record = get_dataset(platform, cleaned["id"])
+    assert record["format"] == "jsonl"
+    assert [json.loads(x) for x in dataset_path(platform, record).read_text().splitlines()] == [
+        rows[i] for i in (0, 1, 3)
+    ]
+    # Parquet: the source table's rows
+    parquet_rows = [{"prompt": r["prompt"], "response": str(r["response"]), "n": i} for i, r in enumerate(rows)]
+    from_parquet = add_dataset(platform, write.parquet("values.parquet", parquet_rows), "sft", "values-pq")["id"]
+    cleaned = export_cleaned(platform, from_parquet, ["duplicate_exact"])
+    assert load_records(platform, cleaned["id"], as_frame=False) == [parquet_rows[i] for i in (0, 1, 3)]
+
+
+def test_label_fields_do_not_change_the_converted_file_name(platform, dataset_id):
+    from platform_core.datasets.service import convert_for, converted_name
+
+    record = get_dataset(platform, dataset_id)
+    before = converted_name(record, "verl_sft")
+    path = convert_for(platform, dataset_id)
+    assert path.name == before
+    assert record["field_config"]["label_fields"] == ["category"]
+    update_field_config(platform, dataset_id, {"label_fields": []})
+    record = get_dataset(platform, dataset_id)
+    assert record["field_config"]["label_fields"] == []
+    assert converted_name(record, "verl_sft") == before and convert_for(platform, dataset_id) == path
+    # another area's key in the configuration does not change it either
+    assert (
+        converted_name({**record, "field_config": {**record["field_config"], "eval_type": "x"}}, "verl_sft") == before
+    )
+    update_field_config(platform, dataset_id, {"response_field": "category"})  # a mapping field: another file
+    remapped = convert_for(platform, dataset_id)
+    assert remapped.name == converted_name(get_dataset(platform, dataset_id), "verl_sft") != before
+    assert remapped != path and path.is_file()

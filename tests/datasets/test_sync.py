@@ -162,3 +162,17 @@ def test_the_sync_commands(platform, sshd, ssh_profile, write):
     assert {v["status"] for v in status.values()} == {"synced"}
     original = cli("sync", str(ids[0]), "--kind", "original", "--connection", ssh_profile, "--json")
     assert original[str(ids[0])]["remote_path"].endswith(".jsonl")
+    # --all with --kind: every dataset in that kind (a type that cannot take it is skipped, not failed)
+    grpo = add_dataset(platform, write.jsonl("g.jsonl", [{"prompt": "1+1", "solution": "2"}]), "grpo", "g")["id"]
+    every = cli("sync", "--all", "--kind", "original", "--connection", ssh_profile, "--json")
+    assert sorted(int(k) for k in every) == sorted([*ids, grpo])
+    for value in every.values():
+        assert (
+            value["remote_path"].endswith(".jsonl")
+            and (_remote_dir(sshd) / value["remote_path"].rsplit("/", 1)[1]).is_file()
+        )
+    as_sft = cli("sync", "--all", "--kind", "verl_sft", "--connection", ssh_profile, "--json")
+    assert "cannot be synced as verl_sft" in as_sft[str(grpo)]["skipped"]
+    assert all(as_sft[str(i)]["remote_path"] == synced[str(i)]["remote_path"] for i in ids)
+    status = cli("sync-status", "--connection", ssh_profile, "--json")
+    assert status[str(grpo)]["status"] == "not_synced"  # only the type's engine format is tracked

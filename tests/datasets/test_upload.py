@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from platform_core.datasets.service import add_dataset, dataset_path, get_dataset, list_datasets
+from platform_core.datasets.service import add_dataset, dataset_path, get_dataset, list_datasets, record_detail
 from platform_core.errors import InvalidInput
 
 SFT = [{"prompt": f"问题 {i}: what is {i}+1?", "response": str(i + 1)} for i in range(6)]
@@ -108,7 +108,7 @@ def test_gbk_is_detected_and_converted_only_when_the_user_agrees(platform, write
     assert result["encoding"].lower().startswith("gb") and "converted from" in result["warnings"][0]
     stored_text = dataset_path(platform, get_dataset(platform, result["id"])).read_text(encoding="utf-8")
     assert json.loads(stored_text.splitlines()[3]) == records[3]
-    explicit = add_dataset(platform, path, "sft", "gbk2", convert_encoding="gbk")
+    explicit = add_dataset(platform, path, "sft", "gbk", convert_encoding="gbk")
     assert explicit["id"] == result["id"] and explicit["existing"]
 
 
@@ -123,7 +123,7 @@ def test_an_upload_stream_is_stored_like_a_file(platform):
 def test_identical_content_is_reused_and_a_changed_file_becomes_a_new_version(platform, write, stored):
     path = write.jsonl("a.jsonl", SFT)
     first = add_dataset(platform, path, "sft", "math")
-    again = add_dataset(platform, path, "sft", "other name")
+    again = add_dataset(platform, path, "sft", "math")
     assert again["id"] == first["id"] and again["existing"] and "already stored as dataset" in again["warnings"][0]
     as_eval = add_dataset(platform, write.jsonl("e.jsonl", EVAL), "eval", "math-eval")
     changed = add_dataset(platform, write.jsonl("a2.jsonl", SFT[:4]), "sft", "math")
@@ -132,6 +132,81 @@ def test_identical_content_is_reused_and_a_changed_file_becomes_a_new_version(pl
     versions = {r["id"]: r["version"] for r in list_datasets(platform)}
     assert versions[first["id"]] == 1 and versions[changed["id"]] == 2
     assert len(stored()) == 3
+
+
+def test_identical_content_under_another_name_gets_its_own_record_sharing_the_file(platform, write, stored):
+    path = write.jsonl("a.jsonl", SFT)
+    first = add_dataset(platform, path, "sft", "math")
+    other = add_dataset(platform, path, "sft", "other name")
+    assert other["id"] != first["id"] and not other["existing"] and other["name"] == "other name"
+    assert other["shares_file_with"] == first["id"] and "the file is shared" in other["warnings"][0]
+    record = get_dataset(platform, "other name")
+    assert record["id"] == other["id"] and record["parent_id"] is None
+    assert record["path"] == get_dataset(platform, "math")["path"] and len(stored()) == 1
+    assert add_dataset(platform, path, "sft", "other name")["id"] == other["id"]  # same name, same content: reused
+    # an older version's content uploaded again under its name becomes the latest version again
+    newer = add_dataset(platform, write.jsonl("b.jsonl", SFT[:3]), "sft", "math")
+    back = add_dataset(platform, path, "sft", "math")
+    assert back["id"] not in (first["id"], newer["id"]) and back["parent_id"] == newer["id"]
+    assert get_dataset(platform, "math")["id"] == back["id"] and len(stored()) == 2
+    with pytest.raises(InvalidInput, match="dataset name"):
+        add_dataset(platform, path, "sft", "../x")
+
+
+def test_rows_are_reported_at_their_real_line(platform, write):
+    lines = [
+        json.dumps(SFT[0]),
+        "",
+        json.dumps(SFT[1]),
+        "   ",
+        json.dumps({"prompt": "  ", "response": "blank prompt"}),
+        "{}",
+        json.dumps(SFT[2]),
+        json.dumps({"response": "no prompt", "prompt": None}),
+    ]
+    path = write.raw("gaps.jsonl", ("\n".join(lines) + "\n").encode())
+    result = add_dataset(platform, path, "sft", "gaps")
+    assert result["rows"] == 6 and result["flagged"] == 3
+    assert "gaps.jsonl: line 5: field 'prompt': empty (only whitespace)" in result["warnings"][0]
+    assert "gaps.jsonl: line 6: field 'prompt': missing" in result["warnings"][0]
+    assert [record_detail(platform, result["id"], row)["place"] for row in (2, 3, 5)] == ["line 5", "line 6", "line 8"]
+    assert record_detail(platform, result["id"], 5)["record"]["response"] == "no prompt"
+
+
+def test_a_pandas_category_column_is_read_as_its_values(platform, write):
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "prompt": pd.Categorical([f"q{i % 3}" for i in range(6)]),
+            "response": [f"a{i}" for i in range(6)],
+            "category": pd.Categorical(["x", "y"] * 3),
+        }
+    )
+    path = write.folder / "categories.parquet"
+    frame.to_parquet(path)
+    assert pa.types.is_dictionary(pq.read_schema(path).field("prompt").type)
+    result = add_dataset(platform, path, "sft", "categories")
+    assert result["flagged"] == 0 and result["rows"] == 6
+    columns = {c["name"]: c["type"] for c in result["columns"]}
+    assert columns["prompt"] == "string" and columns["category"] == "string"
+    assert record_detail(platform, result["id"], 4)["record"]["prompt"] == "q1"
+
+
+def test_stale_partial_uploads_are_removed_when_an_upload_starts(platform, write):
+    import os
+    import time
+
+    folder = platform.workspace.datasets
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = folder / ".incoming-0123abcd.jsonl"
+    stale.write_bytes(b'{"prompt": "half an upl')
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    live = folder / ".incoming-4567ef.jsonl"  # another upload in progress: recent, kept
+    live.write_bytes(b"{")
+    add_dataset(platform, write.jsonl("new.jsonl", SFT), "sft", "new")
+    assert not stale.exists() and live.exists()
 
 
 def test_flagged_rows_are_stored_with_a_warning_naming_them(platform, write):
@@ -172,6 +247,18 @@ MALFORMED = [
         ["line 2", "invalid JSON"],
     ),
     ("array-line.jsonl", _jsonl_bytes(SFT[:1]) + b"[1, 2]\n", "sft", ["line 2", "array"]),
+    (
+        "two-objects-one-line.jsonl",
+        _jsonl_bytes(SFT[:2])
+        + b'{"prompt": "a", "response": "b"}{"prompt": "c", "response": "d"}\n'
+        + _jsonl_bytes(SFT[2:4]),
+        "sft",
+        ["line 3", "invalid JSON"],
+    ),
+    ("null-line.jsonl", _jsonl_bytes(SFT[:2]) + b"null\n" + _jsonl_bytes(SFT[2:4]), "sft", ["line 3", "a JSON null"]),
+    # pyarrow's reader crashes the process on a null at the start of a block: it must never see this file
+    ("null-first-line.jsonl", b"null\n" + _jsonl_bytes(SFT), "sft", ["line 1", "a JSON null"]),
+    ("object-then-null.jsonl", _jsonl_bytes(SFT[:1]) + b'{"prompt": "a", "response": "b"} null\n', "sft", ["line 2"]),
     ("number-line.jsonl", _jsonl_bytes(SFT[:2]) + b"42\n", "sft", ["line 3", "number"]),
     ("array-in-jsonl.jsonl", PRETTY, "sft", ["line 1", ".json"]),
     ("jsonl-in-json.json", _jsonl_bytes(SFT), "sft", ["line 1", ".jsonl"]),
