@@ -127,6 +127,11 @@ def exact_states() -> list[str]:
             dict(precision="fp32-master", lora_rank=16),
             real(torch.bfloat16, 16),
         ),
+        (
+            "LoRA r16, bf16 actor (precision bf16), fp32 adapters (PEFT)",
+            dict(precision="bf16", lora_rank=16),
+            real(torch.bfloat16, 16),
+        ),
     ]
     rows = ["| case | part | predicted bytes | measured bytes | equal |", "|---|---|---:|---:|:-:|"]
     for label, plan, measured in cases:
@@ -242,6 +247,7 @@ def points() -> list[Point]:
                 micro_batch=2,
                 sharding="ddp",
                 precision="bf16",
+                lora_fp32_adapters=False,  # torchtune builds adapters in the model dtype
                 lora_rank=8,
                 optimizer="adamw_fused",
                 loss_kernel="chunked_compiled",
@@ -260,6 +266,7 @@ def points() -> list[Point]:
                 micro_batch=2,
                 sharding="ddp",
                 precision="bf16",
+                lora_fp32_adapters=False,  # torchtune builds adapters in the model dtype
                 lora_rank=8,
                 quantization="nf4",
                 optimizer="adamw_fused",
@@ -299,6 +306,7 @@ def points() -> list[Point]:
                 gpus_per_node=8,
                 sharding="fsdp",
                 precision="bf16",
+                lora_fp32_adapters=False,  # torchtune builds adapters in the model dtype
                 lora_rank=16,
                 optimizer="adamw_fused",
                 loss_kernel="chunked_compiled",

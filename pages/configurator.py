@@ -94,7 +94,9 @@ if mode == "predict":
     )
     concrete["offload"] = p4.selectbox(t("configurator.offload"), ["none", "optimizer", "all"], key="cfg_offload")
     q1, q2, q3, q4 = st.columns(4)
-    concrete["precision"] = q1.selectbox(t("configurator.precision"), ["fp32-master", "bf16"], key="cfg_precision")
+    concrete["precision"] = q1.selectbox(
+        t("configurator.precision"), ["fp32-master", "bf16", "fp16"], key="cfg_precision"
+    )
     concrete["fused_ce"] = q2.selectbox(
         t("configurator.fused_ce"), [False, True], format_func=on_off.get, key="cfg_fused"
     )
@@ -197,6 +199,11 @@ if result["fits"]:
             ("ppo_mini_batch_size", rec["ppo_mini_batch_size"]),
             ("rollout_n", rec["rollout_n"]),
             ("log_prob_max_token_len_per_gpu", rec.get("log_prob_max_token_len_per_gpu")),
+            *(
+                [("critic_max_token_len_per_gpu", rec.get("critic_max_token_len_per_gpu"))]
+                if algorithm == "ppo"
+                else []
+            ),
             ("rollout_gpu_memory_utilization", rec["rollout_gpu_memory_utilization"]),
             ("rollout_tensor_parallel_size", rec["rollout_tensor_parallel_size"]),
         ]
@@ -250,9 +257,17 @@ if result["fits"]:
         st.session_state["job_prefill"] = dict(result["job_prefill"])
         go_to("jobs.py")
 elif result["mode"] == "predict":
-    st.error(
-        t("configurator.predict_does_not_fit", peak=result["peak_gib_per_gpu"], usable=result["usable_gib_per_gpu"])
-    )
+    if result["peak_gib_per_gpu"] > result["usable_gib_per_gpu"] or not result.get("problems"):
+        st.error(
+            t("configurator.predict_does_not_fit", peak=result["peak_gib_per_gpu"], usable=result["usable_gib_per_gpu"])
+        )
+    for problem in result.get("problems", []):
+        fixes = []
+        if problem["min_gpu_memory_utilization"] is not None:
+            fixes.append(t("configurator.problem.fix_gmu", gmu=problem["min_gpu_memory_utilization"]))
+        fixes += [t("configurator.problem.fix_tp", tp=tp, gmu=gmu) for tp, gmu in problem["tp_options"].items()]
+        fix = " ".join(fixes) or t("configurator.problem.fix_none")
+        st.error(t(f"configurator.problem.{problem['kind']}", **{**problem, "fix": fix}))
 else:
     st.error(t("configurator.nothing_fits"))
     for item in result["suggestions"]:

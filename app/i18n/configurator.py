@@ -103,6 +103,44 @@ STRINGS = {
         "en": "vLLM's memory fraction cannot hold the KV cache of one full sequence: raise gpu_memory_utilization "
         "or the tensor parallel size.",
     },
+    "configurator.note.fp16_no_bf16": {
+        "zh": "这块 GPU 没有 bf16：计划按 fp16 混合精度（fp32 主权重 + fp16 计算 + loss scaling）计算，显存与 bf16 相同；"
+        "verl 没有 fp16 主权重，所以 model_dtype 保持 float32，也不推荐 16 位的 actor。",
+        "en": "This GPU has no bf16: the plan uses fp16 mixed precision (fp32 master weights, fp16 compute, loss "
+        "scaling), the same memory as bf16; verl has no fp16 master weights, so model_dtype stays float32 and no "
+        "16-bit actor is recommended.",
+    },
+    "configurator.note.fp16_requested": {
+        "zh": "按 fp16 混合精度（fp32 主权重 + fp16 计算 + loss scaling）计算，显存与 bf16 相同。",
+        "en": "fp16 mixed precision (fp32 master weights, fp16 compute, loss scaling): the same memory as bf16.",
+    },
+    "configurator.note.no_flash_attention": {
+        "zh": "这块 GPU 跑不了 flash-attn：不假设 verl 的 flash-attn 交叉熵核，按 verl 的逐行 log-softmax 回退计算 "
+        "logits 显存（每 token 4V 字节，反向 6V），注意力用 SDPA memory-efficient。",
+        "en": "flash-attn does not run on this GPU: the plan does not assume verl's flash-attn cross-entropy kernel but "
+        "its row-wise log-softmax fallback for the logits (4V bytes per token kept, 6V in backward); attention "
+        "uses SDPA memory-efficient.",
+    },
+    "configurator.problem.rollout_kv_too_small": {
+        "zh": "vLLM 的显存比例 {rollout_gpu_memory_utilization} 只有 {rollout_gib} GiB（其中 {vllm_reserve_gib} GiB "
+        "为保留），装不下每卡 {weights_gib} GiB 的 bf16 权重加一条 {needed_tokens} token 序列的 KV cache"
+        "（{one_sequence_kv_gib} GiB）：只够 {kv_cache_tokens} 个 KV token。{fix}",
+        "en": "vLLM's memory fraction {rollout_gpu_memory_utilization} is {rollout_gib} GiB ({vllm_reserve_gib} GiB of "
+        "it reserved): it cannot hold the {weights_gib} GiB of bf16 weights per GPU plus the KV cache of one "
+        "{needed_tokens}-token sequence ({one_sequence_kv_gib} GiB); room for {kv_cache_tokens} KV tokens. {fix}",
+    },
+    "configurator.problem.fix_gmu": {
+        "zh": "把 rollout gpu_memory_utilization 提高到至少 {gmu}。",
+        "en": "Raise the rollout gpu_memory_utilization to at least {gmu}.",
+    },
+    "configurator.problem.fix_tp": {
+        "zh": "或使用张量并行 TP {tp}（至少 {gmu}）。",
+        "en": "Or use rollout tensor parallelism TP {tp} (at least {gmu}).",
+    },
+    "configurator.problem.fix_none": {
+        "zh": "需要更多 GPU 做张量并行，或更大显存的 GPU。",
+        "en": "It needs more GPUs for tensor parallelism, or a GPU with more memory.",
+    },
     "configurator.note.verl_offload_rollout_only": {
         "zh": "verl 的 param/optimizer offload 只在 rollout 与 log-prob 阶段释放显存；更新时会把参数与优化器状态重新载入 GPU，所以更新阶段的峰值不变。",
         "en": "verl's param/optimizer offload frees memory during rollout and log-prob passes only; the update loads "
@@ -122,8 +160,8 @@ STRINGS = {
     "configurator.rec.gradient_checkpointing": {"zh": "梯度检查点", "en": "Gradient checkpointing"},
     "configurator.rec.offload": {"zh": "CPU 卸载", "en": "CPU offload"},
     "configurator.rec.precision": {
-        "zh": "精度（fp32-master = fp32 主权重）",
-        "en": "Precision (fp32-master = fp32 master weights)",
+        "zh": "精度（fp32-master = fp32 主权重 + bf16 计算；fp16 = fp32 主权重 + fp16 计算）",
+        "en": "Precision (fp32-master = fp32 master weights, bf16 compute; fp16 = fp32 master weights, fp16 compute)",
     },
     "configurator.rec.fused_ce": {
         "zh": "融合交叉熵（verl use_fused_kernels）",
@@ -138,6 +176,10 @@ STRINGS = {
         "en": "ppo_mini_batch_size (prompts)",
     },
     "configurator.rec.rollout_n": {"zh": "每个 prompt 采样数 n", "en": "Responses per prompt n"},
+    "configurator.rec.critic_max_token_len_per_gpu": {
+        "zh": "Critic 更新每 GPU token 上限（PPO）",
+        "en": "Critic update: tokens per GPU (PPO)",
+    },
     "configurator.rec.log_prob_max_token_len_per_gpu": {
         "zh": "log-prob 每 GPU token 上限",
         "en": "Log-prob tokens per GPU",

@@ -36,19 +36,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", required=True, dest="algorithm", choices=["sft", "sft-lora", "dpo", "grpo", "ppo"])
     p.add_argument("--lora-rank", type=int, help="use LoRA with this rank")
     p.add_argument("--global-batch", type=int, dest="global_batch_size", help="SFT sequences / DPO pairs / RL prompts")
-    p.add_argument("--samples", type=int, default=10_000, help="training samples (RL: prompts) per epoch")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=10_000,
+        help="training samples (RL: prompts) per epoch for the whole-run time (default 10000, listed in assumptions)",
+    )
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--ppo-epochs", type=int, default=1)
     p.add_argument("--mfu", type=float, help="model FLOPs utilisation for the time estimate")
     p.add_argument("--reward-model", action="store_true", help="PPO: a reward model of the policy's size")
-    concrete = p.add_argument_group("a concrete configuration (predict it instead of recommending)")
+    concrete = p.add_argument_group(
+        "a concrete configuration (predict it instead of recommending): any of these needs --strategy"
+    )
     concrete.add_argument("--strategy", choices=["ddp", "zero1", "zero2", "zero3", "fsdp"])
     concrete.add_argument("--micro-batch", type=int, help="sequences (DPO: pairs) per GPU per micro batch")
     concrete.add_argument("--gradient-checkpointing", type=_on_off, metavar="on|off")
     concrete.add_argument("--offload", choices=["none", "optimizer", "all"])
     concrete.add_argument("--fused-ce", type=_on_off, metavar="on|off")
     concrete.add_argument("--packing", type=_on_off, metavar="on|off")
-    concrete.add_argument("--precision", choices=["bf16", "fp32-master"])
+    concrete.add_argument(
+        "--precision",
+        choices=["bf16", "fp32-master", "fp16"],
+        help="fp32-master: fp32 weights, bf16 compute; bf16: pure bf16 / bf16 actor; fp16: fp32 weights, fp16 compute",
+    )
     concrete.add_argument("--token-budget", type=int, help="tokens per GPU per micro batch (dynamic batching)")
     concrete.add_argument("--rollout-gpu-memory-utilization", type=float, help="RL: vLLM memory fraction")
     concrete.add_argument("--rollout-tp", type=int, help="RL: vLLM tensor parallel size")

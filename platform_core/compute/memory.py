@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,9 @@ class Plan:
     offload: str = "none"
     precision: str = "fp32-master"
     lora_rank: int = 0
+    # PEFT upcasts LoRA adapters to fp32 on a bf16/fp16 base (verl, TRL, LLaMA-Factory); torchtune keeps them in the
+    # model dtype. Only matters with precision="bf16": under fp32-master the adapters are fp32 anyway.
+    lora_fp32_adapters: bool = True
     optimizer: str = "adamw"
     optimizer_in_backward: bool = False
     quantization: str = "none"
@@ -199,13 +203,15 @@ class Phase:
 
 @dataclass
 class MemoryEstimate:
-    """Every phase's memory; the peak is the largest phase."""
+    """Every phase's memory; the peak is the largest phase. `problems` are reasons the plan cannot run even though
+    its peak may be below the GPU's memory (e.g. vLLM's memory fraction cannot load the weights)."""
 
     phases: dict[str, Phase]
     memory_bytes: int
     states: States
     trainable_params: int
     notes: list[str] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def peak_phase(self) -> Phase:
@@ -217,7 +223,7 @@ class MemoryEstimate:
 
     @property
     def fits(self) -> bool:
-        return self.peak <= self.memory_bytes
+        return self.peak <= self.memory_bytes and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         peak = self.peak_phase
@@ -236,6 +242,7 @@ class MemoryEstimate:
                 "cpu_offloaded": round(self.states.cpu / GiB, 3),
             },
             "notes": self.notes,
+            "problems": self.problems,
         }
 
 
@@ -264,6 +271,9 @@ def state_bytes(trainable: int, tensors: int, frozen: int, largest_param: int, p
     deepspeed = plan.sharding.startswith("zero")
     if plan.precision == "fp32-master":
         param_b, grad_b, master_b, state_b = (2, 2, 4, 8) if deepspeed else (4, 4, 0, 8)
+    elif plan.lora_rank and plan.lora_fp32_adapters and not deepspeed:
+        # PEFT upcasts the adapters to fp32 on a 16-bit base: 4 + 4 + 8 bytes per adapter parameter
+        param_b, grad_b, master_b, state_b = 4, 4, 0, 8
     else:
         param_b, grad_b, master_b, state_b = 2, 2, 0, 4
     if plan.optimizer in ("adamw8bit", "paged_adamw8bit"):
@@ -508,6 +518,56 @@ def kv_cache_tokens(arch: Architecture, gpu: GPU, plan: Plan) -> int:
     return max(0, int(free // arch.kv_bytes_per_token))
 
 
+def min_rollout_fraction(arch: Architecture, gpu: GPU, tokens: int, tp: int) -> float:
+    """The smallest vLLM memory fraction (rounded up to 0.05) whose KV cache holds `tokens` tokens at TP `tp`."""
+    needed = (2 * arch.total_params + tokens * arch.kv_bytes_per_token) / tp + VLLM_RESERVE_BYTES
+    return math.ceil(round(needed / gpu.memory_bytes * 20, 6)) / 20
+
+
+def rollout_kv_problem(arch: Architecture, gpu: GPU, plan: Plan) -> dict[str, Any] | None:
+    """Why vLLM cannot run the rollout: its memory fraction holds neither the weights nor the KV cache of one full
+    sequence (prompt + response); None when it can. Names the numbers and what would be enough."""
+    tokens = kv_cache_tokens(arch, gpu, plan)
+    if tokens >= plan.seq_len:
+        return None
+    tp, gmu = plan.rollout_tp, plan.rollout_gpu_memory_utilization
+    fraction_bytes = gmu * gpu.memory_bytes
+    weights = 2 * arch.total_params / tp
+    one_sequence = plan.seq_len * arch.kv_bytes_per_token / tp
+    needed = min_rollout_fraction(arch, gpu, plan.seq_len, tp)
+    options = {}
+    for other in (2, 4, 8):
+        if other > tp and other <= plan.gpus_per_node and not plan.world_size % other and not arch.num_heads % other:
+            options[other] = min_rollout_fraction(arch, gpu, plan.seq_len, other)
+    fixes = []
+    if needed <= 0.99:
+        fixes.append(f"raise rollout_gpu_memory_utilization to at least {needed:.2f}")
+    fixes += [f"rollout TP {other} (needs at least {frac:.2f})" for other, frac in options.items() if frac <= 0.99]
+    if not fixes:
+        fixes.append("use more GPUs per node for rollout tensor parallelism, or a bigger GPU")
+    message = (
+        f"vLLM's memory fraction {gmu:g} × {gpu.memory_bytes / GiB:.1f} GiB = {fraction_bytes / GiB:.1f} GiB "
+        f"(minus its {VLLM_RESERVE_BYTES / GiB:g} GiB reserve) cannot hold the {weights / GiB:.1f} GiB of bf16 weights"
+        + (f" per GPU at TP {tp}" if tp > 1 else "")
+        + f" plus the KV cache of one {plan.seq_len}-token sequence ({one_sequence / GiB:.2f} GiB): "
+        f"room for {tokens} KV tokens. Fix: " + "; or ".join(fixes) + "."
+    )
+    return {
+        "kind": "rollout_kv_too_small",
+        "rollout_gpu_memory_utilization": gmu,
+        "rollout_tensor_parallel_size": tp,
+        "rollout_gib": round(fraction_bytes / GiB, 2),
+        "vllm_reserve_gib": round(VLLM_RESERVE_BYTES / GiB, 2),
+        "weights_gib": round(weights / GiB, 2),
+        "one_sequence_kv_gib": round(one_sequence / GiB, 3),
+        "kv_cache_tokens": tokens,
+        "needed_tokens": plan.seq_len,
+        "min_gpu_memory_utilization": needed if needed <= 0.99 else None,
+        "tp_options": {str(k): v for k, v in options.items() if v <= 0.99},
+        "message": message,
+    }
+
+
 def estimate_memory(arch: Architecture, gpu: GPU, plan: Plan) -> MemoryEstimate:
     """Predict every phase's per-GPU memory for `plan` on `gpu`; the peak is the largest phase."""
     plan.check()
@@ -515,14 +575,17 @@ def estimate_memory(arch: Architecture, gpu: GPU, plan: Plan) -> MemoryEstimate:
     critic = critic_states(arch, plan) if plan.algorithm == "ppo" else None
     phases = {"train": training_phase(arch, plan, states, critic)}
     notes: list[str] = []
+    problems: list[dict[str, Any]] = []
     if plan.is_rl:
         phases["rollout"] = rollout_phase(arch, gpu, plan, states, critic)
         phases["log_prob"] = log_prob_phase(arch, plan, states, critic)
         if critic is not None:
             phases["critic_update"] = critic_phase(arch, plan, states, critic)
-        if kv_cache_tokens(arch, gpu, plan) < plan.seq_len:
+        problem = rollout_kv_problem(arch, gpu, plan)
+        if problem is not None:
             notes.append("rollout_kv_too_small")
+            problems.append(problem)
         if plan.offload != "none":
             notes.append("verl_offload_rollout_only")
     trainable = arch.lora_params(plan.lora_rank) if plan.lora_rank else arch.total_params
-    return MemoryEstimate(phases, gpu.memory_bytes, states, trainable, notes)
+    return MemoryEstimate(phases, gpu.memory_bytes, states, trainable, notes, problems)

@@ -49,6 +49,21 @@ DEFAULT_ROLLOUT_N = {"grpo": 5, "ppo": 1}
 DEFAULT_GLOBAL_BATCH = 64
 SHORTEST_SEQUENCE = 256
 ZERO_STAGE = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 3, "fsdp": 3}
+# Request fields that describe a concrete configuration: any of them switches to predict mode, which needs --strategy
+# (notes/configurator.md, "CLI contract"); none is ever silently ignored.
+CONCRETE_FIELDS = (
+    "micro_batch",
+    "gradient_checkpointing",
+    "offload",
+    "fused_ce",
+    "packing",
+    "precision",
+    "token_budget",
+    "rollout_gpu_memory_utilization",
+    "rollout_tp",
+    "log_prob_token_budget",
+)
+RL_ONLY_FIELDS = ("rollout_gpu_memory_utilization", "rollout_tp", "log_prob_token_budget")
 
 
 class ComputeRequest(BaseModel):
@@ -79,7 +94,9 @@ class ComputeRequest(BaseModel):
     offload: Literal["none", "optimizer", "all"] | None = None
     fused_ce: bool | None = None
     packing: bool | None = None
-    precision: Literal["bf16", "fp32-master"] | None = None
+    precision: Literal["bf16", "fp32-master", "fp16"] | None = Field(
+        None, description="fp32-master (bf16 compute), bf16 (pure bf16 / bf16 actor), fp16 (fp32 master, fp16 compute)"
+    )
     token_budget: int | None = Field(None, ge=16, description="tokens per GPU per micro batch (dynamic batching)")
     rollout_gpu_memory_utilization: float | None = Field(None, ge=0.05, le=0.99)
     rollout_tp: int | None = Field(None, ge=1, le=64)
@@ -93,9 +110,17 @@ class ComputeRequest(BaseModel):
                 raise ValueError("RL needs --seq-len or both --prompt-len and --response-len")
         elif self.seq_len is None:
             raise ValueError(f"{self.algorithm} needs --seq-len")
-        concrete = ("micro_batch", "gradient_checkpointing", "offload", "fused_ce", "precision", "token_budget")
-        if self.strategy is None and any(getattr(self, name) is not None for name in concrete):
-            raise ValueError("a concrete configuration needs --strategy (ddp|zero1|zero2|zero3|fsdp)")
+        given = [name for name in CONCRETE_FIELDS if getattr(self, name) is not None]
+        if self.strategy is None and given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(
+                f"{flags} describe a concrete configuration to predict: add --strategy (ddp|zero1|zero2|zero3|fsdp)"
+            )
+        if not rl:
+            rl_only = [name for name in RL_ONLY_FIELDS if getattr(self, name) is not None]
+            if rl_only:
+                flags = ", ".join("--" + name.replace("_", "-") for name in rl_only)
+                raise ValueError(f"{flags} only apply to RL (grpo, ppo), not {self.algorithm}")
         return self
 
     @property
@@ -158,6 +183,22 @@ def max_budget(peak_at: Callable[[int], int], limit: int, floor: int = 1) -> int
 # -- candidates ---------------------------------------------------------------------------------------------------------
 
 
+def default_loss_kernel(algorithm: str, strategy: str, gpu: GPU) -> str:
+    """The log-prob/loss kernel the framework uses: TRL's row-wise log-softmax for DPO, verl's flash-attn cross
+    entropy under FSDP where flash-attn runs (sm80+), otherwise verl's fallback, a row-wise log-softmax with the same
+    bytes as TRL's (logprobs_from_logits_v2); transformers' loss for plain DDP/ZeRO SFT."""
+    if algorithm == "dpo":
+        return "trl"
+    if strategy == "fsdp":
+        return "logprob" if gpu.flash_attention else "trl"
+    return "hf"
+
+
+def compute_dtype(gpu: GPU, precision: str | None = None) -> str:
+    """The 16-bit compute dtype: bf16 where the GPU has it (and the user did not ask for fp16), otherwise fp16."""
+    return "fp16" if precision == "fp16" or not gpu.bf16 else "bf16"
+
+
 def candidate_plans(req: ComputeRequest, arch: Architecture, gpu: GPU, lengths: Lengths) -> list[Plan]:
     """Configurations from fastest to most memory-frugal (§10.4): full fine-tuning first, then offload, then LoRA."""
     algo = req.algorithm
@@ -171,7 +212,7 @@ def candidate_plans(req: ComputeRequest, arch: Architecture, gpu: GPU, lengths: 
         nodes=req.nodes,
         rollout_n=req.rollout_n or DEFAULT_ROLLOUT_N.get(algo, 1),
         reward_model=req.reward_model,
-        loss_kernel="trl" if algo == "dpo" else "logprob",
+        loss_kernel=default_loss_kernel(algo, "fsdp", gpu),
         optimizer="adamw_fused" if algo == "dpo" else "adamw",
     )
     lora_only = algo == "sft-lora" or req.lora_rank is not None
@@ -199,10 +240,11 @@ def candidate_plans(req: ComputeRequest, arch: Architecture, gpu: GPU, lengths: 
     for r in ranks:
         if rl:
             combos = [("fp32-master", "none"), ("fp32-master", "all")]
-            if r:
+            if r and gpu.bf16:
                 combos.append(("bf16", "all"))
         else:
-            combos = [("fp32-master", "none")] + ([("bf16", "none")] if r else [])
+            # a 16-bit actor only where the GPU has bf16: verl has no fp16 weights without an fp32 master (§10.2)
+            combos = [("fp32-master", "none")] + ([("bf16", "none")] if r and gpu.bf16 else [])
         for precision, offload in combos:
             plans.append(replace(base, lora_rank=r, sharding="fsdp", precision=precision, offload=offload))
     return plans
@@ -268,7 +310,7 @@ def fit_candidate(arch: Architecture, gpu: GPU, plan: Plan) -> Choice | None:
             if trial is None:
                 continue
         estimate = estimate_memory(arch, gpu, trial)
-        if estimate.peak <= gpu.memory_bytes:
+        if estimate.fits:  # within memory and vLLM can load the weights with room for a full sequence
             return Choice(trial, estimate, budget)
     return None
 
@@ -361,7 +403,10 @@ def total_steps(req: ComputeRequest, global_batch: int) -> int:
 # -- results ------------------------------------------------------------------------------------------------------------
 
 
-def _recommendation(plan: Plan, sizes: dict[str, Any], token_budget: int) -> dict[str, Any]:
+def _recommendation(plan: Plan, sizes: dict[str, Any], token_budget: int, dtype: str = "bf16") -> dict[str, Any]:
+    """The recommendation dict; `dtype` is the compute dtype (fp16 on GPUs without bf16): fp32 master weights with fp16
+    compute are reported as precision "fp16"."""
+    precision = "fp16" if dtype == "fp16" and plan.precision == "fp32-master" else plan.precision
     rec = {
         "global_batch_size": sizes["global_batch_size"],
         "micro_batch_size_per_gpu": sizes["micro_batch_size_per_gpu"],
@@ -373,7 +418,8 @@ def _recommendation(plan: Plan, sizes: dict[str, Any], token_budget: int) -> dic
         "lora": bool(plan.lora_rank),
         "lora_rank": plan.lora_rank or None,
         "gradient_checkpointing": plan.gradient_checkpointing,
-        "precision": plan.precision,
+        "precision": precision,
+        "compute_dtype": dtype,
         "fused_ce": plan.loss_kernel == "fused",
         "use_dynamic_bsz": plan.algorithm != "dpo",
         "max_token_len_per_gpu": token_budget if plan.algorithm != "dpo" else None,
@@ -420,17 +466,33 @@ def _base_result(req: ComputeRequest, arch: Architecture, gpu: GPU, lengths: Len
     }
 
 
+def gpu_notes(gpu: GPU, precision: str | None = None) -> list[str]:
+    """Notes on what the plan assumes because of the GPU: fp16 instead of bf16, no flash-attn kernels."""
+    notes = []
+    if not gpu.bf16:
+        notes.append("fp16_no_bf16")
+    elif precision == "fp16":
+        notes.append("fp16_requested")
+    if not gpu.flash_attention:
+        notes.append("no_flash_attention")
+    return notes
+
+
 def _fill(
     result: dict[str, Any], req: ComputeRequest, arch: Architecture, gpu: GPU, choice: Choice, micro: int | None = None
 ) -> None:
     plan, estimate = choice.plan, choice.estimate
     sizes = batch_sizes(req, plan, choice.token_budget, micro)
     result.update(estimate.to_dict())
-    result["recommendation"] = _recommendation(plan, sizes, choice.token_budget)
+    dtype = compute_dtype(gpu, req.precision)
+    result["recommendation"] = _recommendation(plan, sizes, choice.token_budget, dtype)
+    result["notes"] = [*result["notes"], *gpu_notes(gpu, req.precision)]
     result["derived"] = sizes["derived"]
     micro_steps = sizes["derived"]["gradient_accumulation_steps"]
     steps = total_steps(req, sizes["global_batch_size"])
     timing = estimate_time(arch, gpu, plan, sizes["global_batch_size"], micro_steps, steps, req.ppo_epochs, req.mfu)
+    # the whole-run figure rests on the sample count and epochs (defaults unless given): say so
+    timing.assumptions += [f"samples={req.samples}", f"epochs={req.epochs:g}", f"compute_dtype={dtype}"]
     result["estimate"] = timing.to_dict()
     result["suggestions"] = []
     result["job_prefill"] = job_prefill(req, result)
@@ -452,6 +514,7 @@ def recommend(req: ComputeRequest, arch: Architecture, gpu: GPU, suggest: bool =
         frugal = replace(frugal, rollout_gpu_memory_utilization=GMU_MIN)
     estimate = estimate_memory(arch, gpu, frugal)
     result.update(estimate.to_dict())
+    result["notes"] = [*result["notes"], *gpu_notes(gpu, req.precision)]
     result["fits"] = False
     result["recommendation"] = {**EMPTY_RECOMMENDATION, "lora": bool(frugal.lora_rank)}
     result["derived"] = {}
@@ -524,17 +587,17 @@ def suggestions(req: ComputeRequest, arch: Architecture, gpu: GPU) -> list[dict[
     return found
 
 
-def plan_from_request(req: ComputeRequest, lengths: Lengths) -> Plan:
+def plan_from_request(req: ComputeRequest, lengths: Lengths, gpu: GPU) -> Plan:
     """The concrete configuration a request describes (predict mode), with the framework's defaults for the rest."""
     algo = req.algorithm
     strategy = req.strategy or "fsdp"
     rank = req.lora_rank or (DEFAULT_LORA_RANK[algo] if algo == "sft-lora" else 0)
-    if req.fused_ce:
-        kernel = "fused"
-    elif strategy == "fsdp":
-        kernel = "logprob"
-    else:
-        kernel = "trl" if algo == "dpo" else "hf"
+    if req.precision == "bf16" and not gpu.bf16:
+        raise InvalidInput(
+            f"precision: {gpu.name} has no bf16; use fp16 (fp32 master weights, fp16 compute with loss scaling) "
+            "or fp32-master, which runs in fp16 there"
+        )
+    kernel = "fused" if req.fused_ce else default_loss_kernel(algo, strategy, gpu)
     micro = req.micro_batch or 1
     unit = lengths.seq_len * (2 if algo == "dpo" else 1)
     token_budget = req.token_budget or (micro * unit if req.packing or algo in ("grpo", "ppo") else None)
@@ -551,7 +614,7 @@ def plan_from_request(req: ComputeRequest, lengths: Lengths) -> Plan:
         token_budget=token_budget,
         gradient_checkpointing=True if req.gradient_checkpointing is None else req.gradient_checkpointing,
         offload=req.offload or "none",
-        precision=req.precision or "fp32-master",
+        precision="bf16" if req.precision == "bf16" else "fp32-master",  # fp16 mixed: the same bytes as bf16 mixed
         lora_rank=rank,
         optimizer="adamw" if strategy in ("ddp", "fsdp") and algo != "dpo" else "adamw_fused",
         loss_kernel=kernel,
@@ -568,7 +631,7 @@ def plan_from_request(req: ComputeRequest, lengths: Lengths) -> Plan:
 def predict(req: ComputeRequest, arch: Architecture, gpu: GPU) -> dict[str, Any]:
     """The peak and time of the configuration the request gives (no recommendation)."""
     lengths = lengths_for(req)
-    plan = plan_from_request(req, lengths)
+    plan = plan_from_request(req, lengths, gpu)
     estimate = estimate_memory(arch, gpu, plan)
     result = _base_result(req, arch, gpu, lengths, "predict")
     _fill(result, req, arch, gpu, Choice(plan, estimate, plan.tokens_per_micro_batch), req.micro_batch)
@@ -609,7 +672,9 @@ def job_prefill(req: ComputeRequest, result: dict[str, Any]) -> dict[str, Any]:
         "lora_enabled": bool(rec["lora"]),
         "lora_rank": rank,
         "lora_alpha": 2 * rank if rank else 0,
-        "model_dtype": "float32" if rec.get("precision") == "fp32-master" else "bfloat16",
+        # verl has no fp16 master weights: only the bf16 actor loads in 16 bit; fp16 runs keep fp32 weights
+        "model_dtype": "bfloat16" if rec.get("precision") == "bf16" else "float32",
+        "mixed_precision_dtype": "float16" if rec.get("compute_dtype") == "fp16" else None,
         "use_fused_kernels": bool(rec.get("fused_ce")),
     }
     if req.algorithm in ("grpo", "ppo"):
@@ -620,6 +685,7 @@ def job_prefill(req: ComputeRequest, result: dict[str, Any]) -> dict[str, Any]:
                 "ppo_mini_batch_size": rec["ppo_mini_batch_size"],
                 "rollout_n": rec["rollout_n"],
                 "log_prob_max_token_len_per_gpu": rec.get("log_prob_max_token_len_per_gpu"),
+                "critic_max_token_len_per_gpu": rec.get("critic_max_token_len_per_gpu"),
                 "rollout_gpu_memory_utilization": rec["rollout_gpu_memory_utilization"],
                 "rollout_tensor_parallel_size": rec["rollout_tensor_parallel_size"],
             }

@@ -179,10 +179,9 @@ def rl_step_seconds(
         )
     if plan.offload != "none":
         # verl moves the states to the CPU and back around each phase
-        moved = (16 if plan.precision == "fp32-master" else 8) * (
-            arch.lora_params(plan.lora_rank) if plan.lora_rank else arch.total_params
-        )
-        moved += 4 * arch.total_params if plan.lora_rank else 0
+        fp32_states = plan.precision == "fp32-master" or (plan.lora_rank and plan.lora_fp32_adapters)
+        moved = (16 if fp32_states else 8) * (arch.lora_params(plan.lora_rank) if plan.lora_rank else arch.total_params)
+        moved += (4 if plan.precision == "fp32-master" else 2) * arch.total_params if plan.lora_rank else 0
         parts["offload"] = 2 * 2 * moved / plan.world_size / HOST_COPY_BPS
     return parts
 

@@ -146,3 +146,46 @@ def test_text_output_and_errors(capsys):
         == 2
     )
     assert "--strategy" in capsys.readouterr().err
+
+
+def test_concrete_flags_without_strategy_are_not_ignored(capsys):
+    """--packing, --rollout-tp, --rollout-gpu-memory-utilization, --log-prob-token-budget describe a configuration
+    to predict: without --strategy they are refused (exit 2), never silently dropped."""
+    args = ["configure", "--model", "Qwen2.5-7B", "--gpu", "h100", "--gpus", "8", "--seq-len", "2048", "--algo", "grpo"]
+    for flag, value in (
+        ("--packing", "on"),
+        ("--rollout-tp", "2"),
+        ("--rollout-gpu-memory-utilization", "0.6"),
+        ("--log-prob-token-budget", "8192"),
+    ):
+        assert main([*args, flag, value]) == 2, flag
+        err = capsys.readouterr().err
+        assert "--strategy" in err and flag in err, err
+    result = _json(capsys, *args[1:], "--rollout-tp", "2", "--strategy", "fsdp")
+    assert result["mode"] == "predict" and result["recommendation"]["rollout_tensor_parallel_size"] == 2
+
+
+def test_rollout_fraction_too_small_for_the_weights(capsys):
+    result = _json(
+        capsys,
+        *("--model", "Qwen2.5-7B", "--gpu", "rtx5090", "--seq-len", "4096", "--algo", "grpo", "--strategy", "fsdp"),
+        *("--lora-rank", "32", "--offload", "all", "--precision", "bf16", "--rollout-gpu-memory-utilization", "0.4"),
+    )
+    assert result["fits"] is False and result["problems"][0]["kind"] == "rollout_kv_too_small"
+    assert (
+        main(
+            ["configure", "--model", "Qwen2.5-7B", "--gpu", "rtx5090", "--seq-len", "4096", "--algo", "grpo"]
+            + ["--strategy", "fsdp", "--lora-rank", "32", "--offload", "all", "--rollout-gpu-memory-utilization", "0.4"]
+        )
+        == 0
+    )
+    assert "fits: NO" in capsys.readouterr().out
+
+
+def test_samples_flag_and_v100(capsys):
+    args = ["--model", "Qwen2.5-0.5B", "--gpu", "v100", "--seq-len", "1024", "--algo", "sft", "--global-batch", "64"]
+    default = _json(capsys, *args)
+    assert "samples=10000" in default["estimate"]["assumptions"] and default["estimate"]["total_steps"] == 157
+    given = _json(capsys, *args, "--samples", "6400")
+    assert "samples=6400" in given["estimate"]["assumptions"] and given["estimate"]["total_steps"] == 100
+    assert given["recommendation"]["precision"] == "fp16" and given["job_prefill"]["model_dtype"] == "float32"

@@ -92,3 +92,22 @@ def test_predicted_configuration_that_does_not_fit(platform):
     at.selectbox(key="cfg_strategy").set_value("ddp").run()
     assert not at.exception
     assert "does not fit" in at.error[0].value and not at.button
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_predicted_rollout_that_cannot_load_the_weights(platform, lang):
+    """vLLM at 0.4 of an RTX 5090 cannot hold Qwen2.5-7B's weights: the page says so with the numbers, no apply."""
+    at = _page(lang)
+    at.selectbox(key="cfg_model").set_value("Qwen2.5-7B")
+    at.selectbox(key="cfg_gpu").set_value("rtx5090")
+    at.selectbox(key="cfg_algo").set_value("grpo").run()
+    at.number_input(key="cfg_lora").set_value(32)
+    at.segmented_control(key="cfg_mode").set_value("predict").run()
+    at.selectbox(key="cfg_offload").set_value("all")
+    at.selectbox(key="cfg_precision").set_value("bf16")
+    at.slider(key="cfg_gmu").set_value(0.4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    assert "0.4" in errors and "14.19" in errors and "0.55" in errors
+    assert ("cannot hold" in errors) if lang == "en" else ("装不下" in errors)
+    assert "cfg_apply" not in [b.key for b in at.button]

@@ -78,6 +78,58 @@ def test_lora_on_a_bf16_base_is_exact():
     assert _predicted(TINY, precision="fp32-master", lora_rank=8) == _one_step(model)
 
 
+def test_lora_adapters_stay_fp32_under_a_bf16_actor():
+    """The bf16-actor candidate (precision bf16, LoRA): PEFT upcasts the adapters to fp32, so they cost 4 + 4 + 8
+    bytes each, not 2 + 2 + 4 (verl loads the actor with model_dtype=bfloat16 and then calls get_peft_model)."""
+    from peft import LoraConfig, get_peft_model
+
+    peft = get_peft_model(_model(TINY, torch.bfloat16), LoraConfig(r=8, target_modules="all-linear"))
+    assert _predicted(TINY, precision="bf16", lora_rank=8) == _one_step(peft)
+    # torchtune-style adapters built in the model dtype: the 2 + 2 + 4 figure, still available explicitly
+    bf16_adapters = get_peft_model(
+        _model(TINY, torch.bfloat16), LoraConfig(r=8, target_modules="all-linear"), autocast_adapter_dtype=False
+    )
+    assert _predicted(TINY, precision="bf16", lora_rank=8, lora_fp32_adapters=False) == _one_step(bf16_adapters)
+
+
+def test_rollout_that_cannot_load_the_weights_does_not_fit():
+    """vLLM at 0.4 × 31.4 GiB = 12.6 GiB cannot hold Qwen2.5-7B's 14.2 GiB of bf16 weights: fits is False even though
+    the peak (offload frees the rollout phase) is far below the GPU, and the reason names the numbers and the fix."""
+    arch, gpu = preset("Qwen2.5-7B"), get_gpu("rtx5090")
+    plan = Plan(
+        algorithm="grpo",
+        seq_len=4096,
+        prompt_len=1365,
+        response_len=2731,
+        lora_rank=32,
+        offload="all",
+        precision="bf16",
+        token_budget=4096,
+        rollout_gpu_memory_utilization=0.4,
+    )
+    est = estimate_memory(arch, gpu, plan)
+    assert est.peak_phase.name != "rollout" and est.phases["rollout"].peak < gpu.memory_bytes
+    assert not est.fits and "rollout_kv_too_small" in est.notes
+    (problem,) = est.problems
+    assert problem["kind"] == "rollout_kv_too_small" and problem["kv_cache_tokens"] == 0
+    assert problem["rollout_gib"] == pytest.approx(12.56, abs=0.01) and problem["weights_gib"] == pytest.approx(14.19)
+    assert problem["needed_tokens"] == 4096 and problem["min_gpu_memory_utilization"] == 0.55
+    assert "0.4 × 31.4 GiB = 12.6 GiB" in problem["message"] and "14.2 GiB" in problem["message"]
+    assert "at least 0.55" in problem["message"]
+    assert est.to_dict()["fits"] is False and est.to_dict()["problems"] == [problem]
+    # the suggested fraction is enough: one full sequence fits, nothing else changed
+    enough = estimate_memory(arch, gpu, Plan(**{**plan.__dict__, "rollout_gpu_memory_utilization": 0.55}))
+    assert not enough.problems and enough.fits
+    # just below it is not
+    short = estimate_memory(arch, gpu, Plan(**{**plan.__dict__, "rollout_gpu_memory_utilization": 0.5}))
+    assert short.problems and 0 < short.problems[0]["kv_cache_tokens"] < 4096 and not short.fits
+    # with 2 GPUs the reason also offers tensor parallelism, at the fraction that holds half the weights per GPU
+    two = estimate_memory(arch, gpu, Plan(**{**plan.__dict__, "gpus_per_node": 2}))
+    assert two.problems[0]["tp_options"] == {"2": 0.3}
+    tp2 = Plan(**{**plan.__dict__, "gpus_per_node": 2, "rollout_tp": 2, "rollout_gpu_memory_utilization": 0.3})
+    assert not estimate_memory(arch, gpu, tp2).problems
+
+
 def test_tied_embeddings_are_exact():
     tied = {**TINY, "tie_word_embeddings": True}
     assert _predicted(tied, precision="bf16") == _one_step(_model(tied, torch.bfloat16))

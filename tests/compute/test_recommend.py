@@ -143,3 +143,140 @@ def test_bad_requests(values, error, match):
     base = {"model": "Qwen2.5-0.5B", "gpu": "h100", "algorithm": "sft", "seq_len": 1024}
     with pytest.raises(error, match=match):
         run(**{k: v for k, v in {**base, **values}.items() if v is not None})
+
+
+# -- audit fixes ----------------------------------------------------------------------------------------------------
+
+
+def test_predict_refuses_a_rollout_fraction_that_cannot_load_the_weights():
+    """Qwen2.5-7B GRPO, LoRA, offload all, gmu 0.4 on an RTX 5090: 0.4 × 31.4 = 12.6 GiB < 14.2 GiB of weights."""
+    common = dict(model="Qwen2.5-7B", gpu="rtx5090", algorithm="grpo", seq_len=4096, strategy="fsdp", lora_rank=32)
+    common |= dict(offload="all", precision="bf16", micro_batch=1)
+    result = run(**common, rollout_gpu_memory_utilization=0.4)
+    assert result["fits"] is False and result["mode"] == "predict"
+    (problem,) = result["problems"]
+    assert problem["kind"] == "rollout_kv_too_small" and problem["min_gpu_memory_utilization"] == 0.55
+    assert "12.6 GiB" in problem["message"] and "14.2 GiB" in problem["message"]
+    fixed = run(**common, rollout_gpu_memory_utilization=0.55)
+    assert not fixed["problems"] and fixed["fits"] is (fixed["peak_gib_per_gpu"] <= fixed["usable_gib_per_gpu"])
+
+
+@pytest.mark.parametrize(
+    ("model", "gpu", "gpus", "algorithm"),
+    [
+        ("Qwen2.5-7B", "rtx5090", 1, "grpo"),
+        ("Qwen2.5-7B", "rtx4090", 2, "grpo"),
+        ("Qwen2.5-14B", "a100-40g", 2, "ppo"),
+        ("Qwen2.5-3B", "a10g", 1, "grpo"),
+    ],
+)
+def test_recommend_never_picks_a_rollout_that_cannot_hold_a_sequence(model, gpu, gpus, algorithm):
+    from platform_core.compute.architectures import preset
+    from platform_core.compute.gpus import get_gpu
+    from platform_core.compute.memory import Plan, kv_cache_tokens
+
+    result = run(model=model, gpu=gpu, gpus_per_node=gpus, algorithm=algorithm, seq_len=4096)
+    assert not result["problems"] or not result["fits"]
+    if result["fits"]:
+        rec = result["recommendation"]
+        plan = Plan(
+            algorithm=algorithm,
+            seq_len=4096,
+            gpus_per_node=gpus,
+            rollout_gpu_memory_utilization=rec["rollout_gpu_memory_utilization"],
+            rollout_tp=rec["rollout_tensor_parallel_size"],
+        )
+        assert kv_cache_tokens(preset(model), get_gpu(gpu), plan) >= 4096
+
+
+def test_job_prefill_has_the_side_token_budgets():
+    common = dict(model="Qwen2.5-0.5B", gpu="rtx4090", prompt_len=512, response_len=512)
+    grpo = run(**common, algorithm="grpo")
+    assert (
+        grpo["job_prefill"]["log_prob_max_token_len_per_gpu"]
+        == grpo["recommendation"]["log_prob_max_token_len_per_gpu"]
+    )
+    assert "critic_max_token_len_per_gpu" not in grpo["job_prefill"]  # GRPO has no critic
+    ppo = run(**common, algorithm="ppo")
+    prefill, rec = ppo["job_prefill"], ppo["recommendation"]
+    assert prefill["critic_max_token_len_per_gpu"] == rec["critic_max_token_len_per_gpu"] >= 1024
+    assert prefill["log_prob_max_token_len_per_gpu"] == rec["log_prob_max_token_len_per_gpu"] >= 1024
+    predicted = run(**common, algorithm="ppo", strategy="fsdp", micro_batch=2)["job_prefill"]
+    assert predicted["critic_max_token_len_per_gpu"] == predicted["log_prob_max_token_len_per_gpu"] == 4096
+
+
+@pytest.mark.parametrize("algorithm", ["sft", "sft-lora", "grpo", "dpo"])
+def test_v100_plans_in_fp16_without_flash_attention(algorithm):
+    """V100 has no bf16 and no flash-attn: fp32 master weights with fp16 compute, never a 16-bit actor, and the
+    logits at verl's row-wise fallback rather than the flash-attn cross entropy."""
+    result = run(model="Qwen2.5-1.5B", gpu="v100", gpus_per_node=8, algorithm=algorithm, seq_len=2048)
+    rec, prefill = result["recommendation"], result["job_prefill"]
+    assert result["fits"]
+    assert rec["precision"] == "fp16" and rec["compute_dtype"] == "fp16"
+    assert {"fp16_no_bf16", "no_flash_attention"} <= set(result["notes"])
+    assert prefill["model_dtype"] == "float32" and prefill["mixed_precision_dtype"] == "float16"
+    assert "compute_dtype=fp16" in result["estimate"]["assumptions"]
+
+
+def test_v100_candidates_and_kernels():
+    from platform_core.compute.architectures import preset
+    from platform_core.compute.gpus import get_gpu
+    from platform_core.compute.recommend import candidate_plans, lengths_for
+
+    for algorithm in ("sft-lora", "grpo", "ppo"):
+        req = parse_request(dict(model="Qwen2.5-7B", gpu="v100", algorithm=algorithm, seq_len=2048))
+        v100 = candidate_plans(req, preset("Qwen2.5-7B"), get_gpu("v100"), lengths_for(req))
+        assert all(p.precision == "fp32-master" and p.loss_kernel != "logprob" for p in v100), algorithm
+        a100 = candidate_plans(req, preset("Qwen2.5-7B"), get_gpu("a100-40g"), lengths_for(req))
+        assert any(p.precision == "bf16" for p in a100) and all(p.loss_kernel == "logprob" for p in a100)
+    # same memory size, same plan: only the logits kernel differs (flash-attn CE 2V kept vs row-wise 4V)
+    common = dict(model="Qwen2.5-1.5B", algorithm="sft", seq_len=2048, strategy="fsdp", micro_batch=8)
+    v100 = run(**common, gpu="v100", gradient_checkpointing=True)
+    same_size = run(**common, gpu="custom:31.7", gradient_checkpointing=True)
+    assert v100["breakdown"]["logits"] == pytest.approx(2 * same_size["breakdown"]["logits"], rel=1e-3)
+    assert v100["recommendation"]["precision"] == "fp16" and same_size["recommendation"]["precision"] == "fp32-master"
+    with pytest.raises(InvalidInput, match="no bf16"):
+        run(**common, gpu="v100", precision="bf16")
+    asked = run(**common, gpu="a100-80g", precision="fp16")
+    assert asked["recommendation"]["precision"] == "fp16" and asked["job_prefill"]["model_dtype"] == "float32"
+    assert "fp16_requested" in asked["notes"]
+
+
+@pytest.mark.parametrize(
+    "concrete",
+    [
+        {"packing": True},
+        {"rollout_tp": 2},
+        {"rollout_gpu_memory_utilization": 0.6},
+        {"log_prob_token_budget": 8192},
+    ],
+)
+def test_concrete_options_without_a_strategy_are_refused(concrete):
+    base = dict(model="Qwen2.5-7B", gpu="h100", gpus_per_node=8, algorithm="grpo", seq_len=2048)
+    with pytest.raises(InvalidInput, match="--strategy"):
+        run(**base, **concrete)
+    predicted = run(**base, **concrete, strategy="fsdp")
+    assert predicted["mode"] == "predict"
+    rec = predicted["recommendation"]
+    if "rollout_tp" in concrete:
+        assert rec["rollout_tensor_parallel_size"] == 2
+    if "rollout_gpu_memory_utilization" in concrete:
+        assert rec["rollout_gpu_memory_utilization"] == 0.6
+    if "log_prob_token_budget" in concrete:
+        assert rec["log_prob_max_token_len_per_gpu"] == 8192
+
+
+def test_rl_options_on_sft_are_refused():
+    with pytest.raises(InvalidInput, match="only apply to RL"):
+        run(model="Qwen2.5-0.5B", gpu="h100", algorithm="sft", seq_len=1024, strategy="fsdp", rollout_tp=2)
+
+
+def test_sample_count_is_a_stated_assumption():
+    common = dict(model="Qwen2.5-0.5B", gpu="h100", algorithm="sft", seq_len=1024, global_batch_size=64)
+    default = run(**common)["estimate"]
+    assert "samples=10000" in default["assumptions"] and "epochs=1" in default["assumptions"]
+    assert default["total_steps"] == 157  # ceil(10000 / 64)
+    given = run(**common, samples=640, epochs=2)["estimate"]
+    assert "samples=640" in given["assumptions"] and "epochs=2" in given["assumptions"]
+    assert given["total_steps"] == 20
+    assert given["seconds_total"] == pytest.approx(20 * given["seconds_per_step"], rel=0.01)
