@@ -147,11 +147,18 @@ def line_chart(
     log_default: bool = False,
     max_points: int = MAX_POINTS,
 ) -> None:
-    """Draw a line chart with a log-scale toggle and (unless `smoothing` is given) its own EMA smoothing slider."""
-    controls = st.columns([3, 1]) if smoothing is None else [None, st.container()]
+    """Draw a line chart with its own log-scale toggle and (unless `smoothing` is given) its own EMA smoothing
+    slider, in one compact row above the chart; the widget keys are `{key}_smooth` and `{key}_log`."""
+    controls = st.columns([3, 2], vertical_alignment="bottom") if smoothing is None else [None, st.container()]
     if smoothing is None:
         smoothing = controls[0].slider(
-            t("monitor.chart.smoothing"), 0.0, 0.99, DEFAULT_SMOOTHING, 0.01, key=f"{key}_smooth"
+            t("monitor.chart.smoothing"),
+            0.0,
+            0.99,
+            DEFAULT_SMOOTHING,
+            0.01,
+            key=f"{key}_smooth",
+            help=t("monitor.chart.smoothing_help"),
         )
     log_y = controls[1].toggle(t("monitor.chart.log_scale"), value=log_default, key=f"{key}_log")
     figure = build_line_figure(series, smoothing=smoothing, log_y=log_y, max_points=max_points, title=title)
@@ -212,7 +219,8 @@ def chart_series(stores: dict[str, MetricsStore], names: list[str], labels: dict
 
 
 def metrics_panel(stores: dict[str, MetricsStore], *, key: str, columns: int = 2) -> None:
-    """Draw every chart the runs have (loss, reward, KL, ...), one shared smoothing slider, and any other metric.
+    """Draw every chart the runs have (loss, reward, KL, ...) and any other metric chosen by its raw name; each
+    chart has its own smoothing slider and log-scale toggle (keys `{key}_{chart}_smooth` / `{key}_{chart}_log`).
 
     `stores` maps a run label (e.g. "#7 attempt-joined" or a job name) to its MetricsStore; with several runs each
     chart overlays them.
@@ -220,7 +228,6 @@ def metrics_panel(stores: dict[str, MetricsStore], *, key: str, columns: int = 2
     if not any(store.names() for store in stores.values()):
         st.info(t("monitor.metrics.empty"))
         return
-    smoothing = st.slider(t("monitor.chart.smoothing"), 0.0, 0.99, DEFAULT_SMOOTHING, 0.01, key=f"{key}_smoothing")
     labels, titles = _metric_labels(), _group_titles()
     available = set()
     for store in stores.values():
@@ -236,7 +243,6 @@ def metrics_panel(stores: dict[str, MetricsStore], *, key: str, columns: int = 2
                 chart_series(stores, names, labels),
                 title=titles[group.key],
                 key=f"{key}_{group.key}",
-                smoothing=smoothing,
                 log_default=group.log_scale,
             )
         drawn += 1
@@ -257,7 +263,7 @@ def metrics_panel(stores: dict[str, MetricsStore], *, key: str, columns: int = 2
             if store.has(name)
         }
         with grid[(drawn + i) % columns]:
-            line_chart(series, title=name, key=f"{key}_raw_{name}", smoothing=smoothing)
+            line_chart(series, title=name, key=f"{key}_raw_{name}")
 
 
 # -- progress and health --------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ STRINGS = {
     # charts
     "monitor.chart.smoothing": {"zh": "平滑（EMA）", "en": "Smoothing (EMA)"},
     "monitor.chart.log_scale": {"zh": "对数坐标", "en": "Log scale"},
+    "monitor.chart.smoothing_help": {
+        "zh": "指数滑动平均（与 TensorBoard 相同）；原始曲线以浅色保留。",
+        "en": "Exponential moving average (as in TensorBoard); the raw curve stays visible, faint.",
+    },
     "monitor.chart.loss": {"zh": "损失", "en": "Loss"},
     "monitor.chart.reward": {"zh": "奖励", "en": "Reward"},
     "monitor.chart.dpo_rewards": {"zh": "DPO 隐式奖励", "en": "DPO implicit rewards"},
@@ -13,7 +17,10 @@ STRINGS = {
     "monitor.chart.lr": {"zh": "学习率", "en": "Learning rate"},
     "monitor.chart.grad_norm": {"zh": "梯度范数", "en": "Gradient norm"},
     "monitor.chart.response_length": {"zh": "回复长度", "en": "Response length"},
-    "monitor.chart.throughput": {"zh": "吞吐量（tokens/s/GPU）", "en": "Throughput (tokens/s/GPU)"},
+    "monitor.chart.throughput": {
+        "zh": "吞吐量（tokens/s；verl 强化学习为每 GPU）",
+        "en": "Throughput (tokens/s; verl RL: per GPU)",
+    },
     "monitor.chart.validation": {"zh": "验证得分", "en": "Validation score"},
     "monitor.metric.loss": {"zh": "总损失", "en": "Total loss"},
     "monitor.metric.policy_loss": {"zh": "策略损失", "en": "Policy loss"},
@@ -169,4 +176,8 @@ STRINGS = {
     "monitor.rollouts.col.std": {"zh": "标准差", "en": "std"},
     "monitor.rollouts.col.min": {"zh": "最小", "en": "min"},
     "monitor.rollouts.col.max": {"zh": "最大", "en": "max"},
+    # log viewer: which attempt's log (job detail page)
+    "monitor.log.attempt": {"zh": "尝试", "en": "Attempt"},
+    "monitor.log.attempt_latest": {"zh": "最新（第 {attempt} 次尝试）", "en": "Latest (attempt {attempt})"},
+    "monitor.log.attempt_n": {"zh": "第 {attempt} 次尝试", "en": "Attempt {attempt}"},
 }

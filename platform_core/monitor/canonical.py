@@ -45,7 +45,8 @@ CANONICAL_METRICS: tuple[CanonicalMetric, ...] = (
     CanonicalMetric("grad_norm", ("train/grad_norm", "actor/grad_norm", "grad_norm"), log_scale=True),
     CanonicalMetric("value_grad_norm", ("critic/grad_norm",), log_scale=True),
     CanonicalMetric("response_length", ("response_length/mean", "completions/mean_length")),
-    CanonicalMetric("throughput", ("perf/throughput",)),
+    # verl RL logs tokens/s per GPU; for the others `throughput.py` derives tokens/s of the whole run
+    CanonicalMetric("throughput", ("perf/throughput", "platform/throughput")),
     CanonicalMetric("step_time", ("timing_s/step", "perf/time_per_step", "step_time")),
     CanonicalMetric("epoch", ("training/epoch", "epoch")),
     # DPO (TRL) and reward-model training

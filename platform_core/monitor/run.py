@@ -31,6 +31,7 @@ from platform_core.monitor.progress import Progress, run_progress
 from platform_core.monitor.reader import MAX_CHUNK, IncrementalReader
 from platform_core.monitor.rollouts import read_rollouts, reward_stats_by_step, rollout_files
 from platform_core.monitor.system import SystemStore
+from platform_core.monitor.throughput import ThroughputDeriver
 from platform_core.monitor.watchdog import HealthWarning, check_health
 
 METRICS_FILE = "metrics.jsonl"
@@ -85,6 +86,7 @@ class RunMonitor:
         self._rollout_sizes: dict[str, int] = {}
         self._rollout_done: set[str] = set()
         self._caught_up = False
+        self._throughput = ThroughputDeriver()
 
     # -- polling ---------------------------------------------------------------------------------------------------
     def poll(self) -> RunPoll:
@@ -105,6 +107,7 @@ class RunMonitor:
         self.metrics_source = (
             "file" if has_metrics_file else ("console" if self.store.last_step is not None else "none")
         )
+        self._throughput.update(self.store)
         for attempt, directory in self.attempts:
             path = self.access.join(directory, GRADNORMS_FILE)
             self._poll_file(
@@ -158,6 +161,7 @@ class RunMonitor:
                 reader.reset()
         if "metrics" in families:
             self.store.clear()
+            self._throughput.reset()
             self._rollout_done.clear()
         elif kind == "gradnorms":
             self.gradnorms.clear()

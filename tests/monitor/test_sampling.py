@@ -162,3 +162,47 @@ def test_real_gpu_sampling():
         assert 0 <= a["util"] <= 100 and 0 < a["temp_c"] < 120
     sample = sample_system([os.getpid()])
     assert sample["gpu_source"] == "nvml" and len(sample["gpus"]) == len(smi)
+
+
+def test_visible_gpu_indices_follow_cuda_rules():
+    from platform_core.plugins.supervisor import visible_gpu_indices
+
+    assert visible_gpu_indices(None) is None  # unset: every GPU of the machine
+    assert visible_gpu_indices("") == [] and visible_gpu_indices(" ") == []  # CUDA sees no GPU
+    assert visible_gpu_indices("3") == [3]
+    assert visible_gpu_indices("0,2") == [0, 2] and visible_gpu_indices(" 1, 3 ") == [1, 3]
+    assert visible_gpu_indices("0,-1,2") == [0]  # as in CUDA, the list ends at the first invalid entry
+    assert visible_gpu_indices("-1") == []
+    assert visible_gpu_indices("1,junk,2") == [1]
+    assert visible_gpu_indices("GPU-8f3a1c2e-0000-1111-2222-333344445555") is None  # UUIDs: not matchable
+    assert visible_gpu_indices("MIG-GPU-8f3a/1/0") is None
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a real GPU")
+def test_supervisor_samples_only_the_runs_gpus(tmp_path, fake_nvidia_smi):
+    """The real supervisor, copied next to a run as on a server, samples the GPUs of run.json's
+    CUDA_VISIBLE_DEVICES (nvidia-smi answering for 8 GPUs), and all of them when the variable is unset."""
+    from platform_core.plugins import supervisor
+
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    shutil.copy(supervisor.__file__, kit / "supervisor.py")
+    shutil.copy(sampling.__file__, kit / "sampling.py")
+    for name, env in (("two", {"CUDA_VISIBLE_DEVICES": "2,5"}), ("all", {})):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        spec = {
+            "argv": [sys.executable, "-c", "import time; time.sleep(1.2)"],
+            "env": env,
+            "unset_env": ["CUDA_VISIBLE_DEVICES"] if not env else [],
+            "sample_every": 0.2,
+        }
+        (run_dir / "run.json").write_text(json.dumps(spec))
+        done = subprocess.run(
+            [sys.executable, str(kit / "supervisor.py"), "--run-dir", str(run_dir)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        samples = [json.loads(line) for line in (run_dir / "system.jsonl").read_text().splitlines()]
+        assert samples and all(s["gpu_source"] == "nvidia-smi" for s in samples)
+        expected = [2, 5] if env else list(range(8))
+        assert all([g["index"] for g in s["gpus"]] == expected for s in samples), samples[0]["gpus"]
