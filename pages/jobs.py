@@ -122,7 +122,7 @@ def job_list() -> None:
             t("jobs.col.state"): [state_label(r["state"]) for r in rows],
             t("jobs.col.algorithm"): [algos[r["algorithm"]].split("（")[0].split(" (")[0] for r in rows],
             t("jobs.col.engine"): [r["engine"] for r in rows],
-            t("jobs.col.where"): [r["target"] for r in rows],
+            t("jobs.col.where"): [target_label(r["target"]) for r in rows],
             t("jobs.col.progress"): [(r["step"] / r["total_steps"]) if r["total_steps"] else 0.0 for r in rows],
             t("jobs.col.health"): [health_summary(r) for r in rows],
             t("common.created"): [time.strftime("%m-%d %H:%M", time.localtime(r["created_at"])) for r in rows],
@@ -420,13 +420,96 @@ def preview_and_create(data: dict) -> None:
 
 
 # -- detail --------------------------------------------------------------------------------------------------------
+RECONNECT_EVERY_S = 15.0  # a run machine that could not be reached is tried again after this long, not every refresh
+
+
 def _monitor(job: dict):
-    """One RunMonitor per job and session, so each refresh reads only the new bytes of the run's files."""
+    """One RunMonitor per job and session, so each refresh reads only the new bytes of the run's files.
+
+    Opening it connects to an SSH target at once: a PlatformError (RemoteError) is raised to the caller, and the
+    failure is remembered so the next refreshes do not each wait for a dead host."""
     monitors = st.session_state.setdefault("_monitors", {})
     key = (job["id"], job["output_dir"])
     if key not in monitors:
-        monitors[key] = service.job_monitor(platform, job)
+        failures = st.session_state.setdefault("_monitor_failures", {})
+        failed = failures.get(key)
+        if failed and time.time() - failed[0] < RECONNECT_EVERY_S:
+            raise failed[1]
+        try:
+            monitors[key] = service.job_monitor(platform, job)
+        except PlatformError as exc:
+            failures[key] = (time.time(), exc)
+            raise
+        failures.pop(key, None)
     return monitors[key]
+
+
+def _offline_monitor(job: dict):
+    """A RunMonitor that sees no files: the page keeps its layout (attempts, checkpoints, config) while the run's
+    machine cannot be reached."""
+    from platform_core.monitor.files import CallableFiles
+    from platform_core.monitor.run import RunMonitor
+
+    return RunMonitor(CallableFiles(lambda path, offset: b"", lambda path: None), job["output_dir"] or "")
+
+
+class _Connection:
+    """Runs the calls that read the run's files (over SSH they can fail at any time) and shows the connection
+    warning once per refresh instead of letting a RemoteError end the page."""
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def warn(self, exc: Exception) -> None:
+        message = str(exc)
+        if message not in self.shown:
+            self.shown.add(message)
+            st.warning(t("jobs.health.connection", error=message))
+
+    def call(self, func, *args, default=None):
+        try:
+            return func(*args)
+        except PlatformError as exc:
+            self.warn(exc)
+            return default
+
+
+def _log_tail(monitor, job_id: int, path: str):
+    """A LogTail of an earlier attempt's log, kept per job and path so a refresh reads only its new bytes."""
+    from platform_core.monitor.logs import LogTail
+
+    tails = st.session_state.setdefault("_log_tails", {})
+    key = (job_id, path)
+    if key not in tails:
+        tails[key] = LogTail(monitor.access, path, max_lines=monitor.log_lines)
+    tails[key].poll()
+    return tails[key]
+
+
+def logs_tab(monitor, current: dict, connection: _Connection) -> None:
+    """The log viewer over one attempt's stdout.log: the latest by default, any earlier one on request."""
+    from app import charts
+
+    job_id = current["id"]
+    paths = dict(connection.call(monitor.log_paths, default=[]) or [])
+    path, tail = None, monitor.log
+    if len(paths) > 1:
+        latest = max(paths)
+        labels = {None: t("monitor.log.attempt_latest", attempt=latest)}
+        labels.update({n: t("monitor.log.attempt_n", attempt=n) for n in sorted(paths, reverse=True)})
+        chosen = st.selectbox(
+            t("monitor.log.attempt"), list(labels), format_func=labels.get, key=f"log_attempt_{job_id}"
+        )
+        if chosen is not None and chosen != latest:
+            path = paths[chosen]
+            tail = connection.call(_log_tail, monitor, job_id, path)
+    charts.log_viewer(
+        tail,
+        key=f"log_{job_id}" if path is None else f"log_{job_id}_{path}",
+        first_error=lambda: connection.call(monitor.first_error, path),
+        failed=current["state"] == "failed" and path is None,
+        download=connection.call(monitor.download, path),
+    )
 
 
 def job_detail(job_id: int) -> None:
@@ -445,14 +528,18 @@ def job_detail(job_id: int) -> None:
 
     @st.fragment(run_every=3)
     def live() -> None:
-        current = service.refresh_job(platform, job_id)
+        try:
+            current = service.refresh_job(platform, job_id)
+        except PlatformError as exc:
+            show_error(exc)
+            return
         if current["state"] != job["state"]:
             st.rerun()  # the buttons above belong to the old state (e.g. Resume once a pause has completed)
-        monitor = _monitor(current)
-        try:
-            monitor.poll()
-        except PlatformError as exc:
-            st.warning(t("jobs.health.connection", error=str(exc)))
+        connection = _Connection()
+        monitor = connection.call(_monitor, current)
+        if monitor is None:
+            monitor = _offline_monitor(current)
+        connection.call(monitor.poll)
         runs = service.job_runs(platform, job_id)
         started = runs[0]["started_at"] if runs else None
         ended = runs[-1]["ended_at"] if runs and current["state"] not in service.ACTIVE_STATES else None
@@ -465,13 +552,13 @@ def job_detail(job_id: int) -> None:
         st.markdown(
             f"**{t('common.state')}:** {state_label(current['state'])} · "
             f"**{t('jobs.detail.engine')}:** {current['engine']} ({engine_reason(current['spec'])}) · "
-            f"**{t('jobs.detail.where')}:** {current['target']}"
+            f"**{t('jobs.detail.where')}:** {target_label(current['target'])}"
         )
         charts.progress_row(progress)
         if current["state"] == "failed" and current["error"]:
             st.error(t("jobs.detail.error", reason=current["error"]))
         if (current["health"] or {}).get("connection"):
-            st.warning(t("jobs.health.connection", error=current["health"]["connection"]))
+            connection.warn(current["health"]["connection"])
         active = current["state"] in service.ACTIVE_STATES  # refresh_job marks a job whose process died as failed
         charts.health_warnings(
             monitor.health(
@@ -504,28 +591,24 @@ def job_detail(job_id: int) -> None:
                 placeholder=t("common.choose"),
             )
             for other_id in overlay:
-                other = service.get_job(platform, other_id)
-                other_monitor = _monitor(other)
-                other_monitor.poll()
+                other = connection.call(service.get_job, platform, other_id)
+                other_monitor = connection.call(_monitor, other) if other else None
+                if other_monitor is None:
+                    continue
+                connection.call(other_monitor.poll)  # on failure its last data stays drawn
                 stores[f"#{other_id} {other['name']}"] = other_monitor.store
             charts.metrics_panel(stores, key=f"metrics_{job_id}")
         with tabs[1]:
             charts.gpu_panel(monitor.system, key=f"gpu_{job_id}")
         with tabs[2]:
-            charts.log_viewer(
-                monitor.log,
-                key=f"log_{job_id}",
-                first_error=monitor.first_error,
-                failed=current["state"] == "failed",
-                download=monitor.download(),
-            )
+            logs_tab(monitor, current, connection)
         with tabs[3]:
             charts.gradnorm_heatmap(monitor.gradnorms, key=f"grad_{job_id}")
         with tabs[4]:
-            files = monitor.rollout_files()
+            files = connection.call(monitor.rollout_files, default={})
             charts.rollout_browser(
                 sorted(files),
-                monitor.read_rollouts,
+                lambda steps: connection.call(monitor.read_rollouts, steps, default=[]),
                 key=f"rollouts_{job_id}",
                 grouped_default=current["algorithm"] == "grpo",
             )
@@ -571,9 +654,13 @@ def job_detail(job_id: int) -> None:
                 st.code(f"{env} {shlex.join(runs[-1]['command'] or [])}", language="bash", wrap_lines=True)
             st.code(yaml.safe_dump(current["spec"]["fields"], allow_unicode=True, sort_keys=False), language="yaml")
             try:
-                exported = service.export_job(platform, job_id)
                 st.download_button(
-                    t("jobs.export"), exported["script"], file_name=f"job-{job_id}.sh", key=f"export_{job_id}"
+                    t("jobs.export"),
+                    service.export_job_zip(platform, job_id),
+                    file_name=f"job-{job_id}.zip",
+                    mime="application/zip",
+                    key=f"export_{job_id}",
+                    help=t("jobs.export.help"),
                 )
             except PlatformError as exc:
                 show_error(exc)

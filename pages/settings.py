@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.i18n import t
 from app.state import get_platform_cached
-from app.widgets import show_error, task_panel
+from app.widgets import show_error, target_label, task_panel
 from platform_core import settings
 from platform_core.connections import (
     add_connection,
@@ -18,6 +18,7 @@ from platform_core.connections import (
 )
 from platform_core.errors import PlatformError
 from platform_core.models import add_model_dir, list_models, model_dirs, register_model, scan_local_models
+from platform_core.runners.process import python_executable
 
 platform = get_platform_cached()
 st.title(t("settings.title"))
@@ -49,7 +50,7 @@ if st.button(t("settings.mode.save"), key="save_mode", type="primary"):
         st.success(t("common.saved"))
     except PlatformError as exc:
         show_error(exc)
-st.caption(t("settings.mode.current", target=settings.run_target(platform)))
+st.caption(t("settings.mode.current", target=target_label(settings.run_target(platform))))
 
 # -- SSH connections -----------------------------------------------------------------------------------------------
 st.header(t("settings.conn.header"))
@@ -305,8 +306,29 @@ with st.form("ray"):
 
 # -- environment check ---------------------------------------------------------------------------------------------
 st.header(t("settings.env.header"))
-if st.button(t("settings.env.run")):
-    from platform_core.envcheck import format_checks, run_checks
+st.caption(t("settings.env.python.caption"))
+with st.form("local_python"):
+    python_path = st.text_input(
+        t("settings.env.python"),
+        value=settings.get(platform, "local_python") or "",
+        placeholder=python_executable(),
+        help=t("settings.env.python.help"),
+    )
+    if st.form_submit_button(t("common.save")):
+        try:
+            version = settings.set_local_python(platform, python_path)
+            st.success(t("settings.env.python.saved", python=settings.local_python(platform), version=version))
+        except PlatformError as exc:
+            show_error(exc)
+e1, e2 = st.columns(2)
+check_mode = None
+if e1.button(t("settings.env.run")):
+    check_mode = ("manager", python_executable())
+if e2.button(t("settings.env.run_training", python=settings.local_python(platform))):
+    check_mode = ("training", settings.local_python(platform))
+if check_mode:
+    from platform_core.runners.local_env import start_check
 
-    with st.spinner("…"):
-        st.code(format_checks(run_checks("manager"), st.session_state.get("lang", "zh")), language="text")
+    st.session_state["envcheck_task"] = start_check(platform, check_mode[1], check_mode[0])
+if st.session_state.get("envcheck_task"):
+    task_panel(platform, st.session_state["envcheck_task"], key="envcheck")

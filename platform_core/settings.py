@@ -1,7 +1,12 @@
-"""User settings kept in the store: language, run target (local or an SSH profile), Ray address, access password."""
+"""User settings kept in the store: language, run target (local or an SSH profile), Ray address, access password,
+the training Python of local runs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+from platform import python_version
 from typing import Any
 
 from platform_core.context import Platform
@@ -14,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "run_target": "local",  # "local" or "ssh:<connection name>"
     "ray_address": "",  # e.g. http://127.0.0.1:8265 for `ray job submit`
     "refresh_seconds": 2,
+    "local_python": "",  # the interpreter local training runs use ("" = the app's own .venv)
 }
 
 
@@ -75,3 +81,41 @@ def access_password_required(platform: Platform) -> bool:
 def check_access_password(platform: Platform, password: str) -> bool:
     stored = platform.store.get_setting("access_password_hash")
     return bool(stored) and verify_password(password, stored)
+
+
+def local_python(platform: Platform) -> str:
+    """The Python that local training runs use: the configured GPU environment, or the app's own interpreter."""
+    from platform_core.runners.process import python_executable
+
+    return get(platform, "local_python") or python_executable()
+
+
+def set_local_python(platform: Platform, path: str) -> str:
+    """Point local training runs at another environment's interpreter (a GPU env with requirements-gpu.txt);
+    empty = the app's own. Returns the interpreter's Python version. Refuses a path that is not a working Python."""
+    from platform_core.security.validation import check_path_text
+
+    path = path.strip()
+    if not path:
+        platform.store.set_setting("local_python", "")
+        return python_version()
+    check_path_text(path, "training Python", allow_home=True)
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        raise InvalidInput(f"training Python: {path!r} must be an absolute path (e.g. /opt/verl-env/bin/python)")
+    if not candidate.is_file() or not os.access(candidate, os.X_OK):
+        raise InvalidInput(f"training Python: {candidate} is not an executable file")
+    try:
+        result = subprocess.run(
+            [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InvalidInput(f"training Python: {candidate} does not run: {exc}") from exc
+    if result.returncode != 0:
+        raise InvalidInput(f"training Python: {candidate} does not run: {result.stderr.strip()[-300:]}")
+    platform.store.set_setting("local_python", str(candidate))
+    return result.stdout.strip()

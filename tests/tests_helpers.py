@@ -61,3 +61,28 @@ def add_root_profile(platform, sshd, name: str, workdir) -> str:
     )
     trust_host_key(platform, name, sshd.host_key_line())
     return name
+
+
+JOB_BASE = {"model": "m", "dataset": "d"}  # the two references every job spec needs
+
+
+def run_context(model_path: str, device: str = "cuda", rows: int = 1024, **extra):
+    """A RunContext for job #7, attempt 1, under /o (plans built without a workspace)."""
+    from platform_core.jobs.engines import RunContext
+
+    return RunContext(
+        job_id=7,
+        attempt=1,
+        job_dir="/o/job-7",
+        attempt_dir="/o/job-7/attempt-1",
+        checkpoint_dir="/o/job-7/checkpoints",
+        config_dir="/o/job-7/config",
+        plugin_dir="/kit",
+        python="python3",
+        model_path=model_path,
+        train_files="/d/train.parquet",
+        val_files=None,
+        device=device,
+        train_rows=rows,
+        **extra,
+    )

@@ -41,13 +41,14 @@ _FIELDS = {
     "rollout_gpu_memory_utilization": ("Rollout 显存占比", "Rollout memory fraction"),
     "rollout_tensor_parallel_size": ("Rollout 张量并行", "Rollout tensor parallel"),
     "temperature": ("采样温度", "Sampling temperature"),
+    "log_prob_max_token_len_per_gpu": ("log-prob 每 GPU token 预算", "Log-prob token budget per GPU"),
+    "critic_max_token_len_per_gpu": ("Critic 每 GPU token 预算", "Critic token budget per GPU"),
     "rollout_n": ("Rollout N（每个 prompt 的样本数）", "Rollout N (samples per prompt)"),
     "kl_coef": ("KL 系数", "KL coefficient"),
     "clip_ratio": ("Clip Ratio", "Clip ratio"),
     "critic_learning_rate": ("Critic 学习率", "Critic learning rate"),
     "critic_model": ("Critic 模型（可选）", "Critic model (optional)"),
     "reward_model_path": ("奖励模型路径", "Reward model path"),
-    "reward_model_gradient_checkpointing": ("奖励模型梯度检查点", "Reward model gradient checkpointing"),
     "reward_model_param_offload": ("奖励模型参数卸载", "Reward model offload"),
     "reward_model_micro_batch_size": ("奖励模型 Micro Batch", "Reward model micro batch"),
     "beta": ("Beta（DPO 温度）", "Beta (DPO temperature)"),
@@ -99,12 +100,26 @@ _HINTS = {
     "temperature": ("rollout 采样", "rollout sampling"),
     "critic_model": ("留空 = 基础模型", "empty = the base model"),
     "reward_model_path": (
-        "训练好的奖励模型（verl 中由推理服务加载）",
-        "a trained reward model (served for inference in verl)",
+        "训练好的奖励模型（verl：reward.reward_model.model_path，由推理服务加载；TRL 上的 PPO 必填）",
+        "a trained reward model (verl: reward.reward_model.model_path, served for inference; required for PPO on TRL)",
     ),
-    "reward_model_gradient_checkpointing": (
-        "verl 0.9 中奖励模型只做推理，此项仅影响 TRL",
-        "verl 0.9 serves the reward model for inference; this only affects TRL",
+    "reward_model_param_offload": (
+        "verl：每步后释放奖励模型推理服务的缓存（free_cache_engine）；TRL 不使用",
+        "verl: free the reward model server's cache after each step (free_cache_engine); TRL ignores it",
+    ),
+    "reward_model_micro_batch_size": (
+        "verl：奖励模型推理服务并发序列数 = 64 × 此值（rollout.max_num_seqs）；TRL 不使用",
+        "verl: sequences the reward model server scores at once = 64 x this (rollout.max_num_seqs); TRL ignores it",
+    ),
+    "log_prob_max_token_len_per_gpu": (
+        "动态 batch 时 rollout/ref 计算 log-prob 的每 GPU token 预算；留空 = 2 × 每 GPU token 预算（配置器会填写）",
+        "with dynamic batch: rollout/ref log-prob token budget per GPU; empty = 2 x token budget per GPU "
+        "(the configurator fills it in)",
+    ),
+    "critic_max_token_len_per_gpu": (
+        "PPO 动态 batch 时 Critic 训练与前向的每 GPU token 预算；留空 = 2 × 每 GPU token 预算（配置器会填写）",
+        "PPO with dynamic batch: critic train and forward token budget per GPU; empty = 2 x token budget per GPU "
+        "(the configurator fills it in)",
     ),
     "max_length": ("prompt + 回答 token", "prompt + response tokens"),
     "json_key": ("json 提取时读取的键", "key read by json extraction"),
@@ -214,7 +229,12 @@ STRINGS.update(
         "jobs.stop": {"zh": "停止", "en": "Stop"},
         "jobs.clone": {"zh": "复制", "en": "Clone"},
         "jobs.delete": {"zh": "删除记录", "en": "Delete record"},
-        "jobs.export": {"zh": "导出脚本", "en": "Export script"},
+        "jobs.export": {"zh": "导出运行包（zip）", "en": "Export the run (zip)"},
+        "jobs.export.help": {
+            "zh": "run.sh、spec.yaml、config/（含自定义奖励文件）和 kit/（平台插件）；解压后 bash run.sh 即可复现这次运行",
+            "en": "run.sh, spec.yaml, config/ (incl. a custom reward file) and kit/ (the platform's plugins); unzip "
+            "and bash run.sh to reproduce the run",
+        },
         "jobs.back": {"zh": "← 返回任务列表", "en": "← Back to jobs"},
         "jobs.page": {"zh": "页码（共 {pages} 页）", "en": "Page (of {pages})"},
         "jobs.detail.info": {"zh": "基本信息", "en": "Basic info"},

@@ -109,4 +109,21 @@ STRINGS = {
     },
     "settings.env.header": {"zh": "环境验证", "en": "Environment check"},
     "settings.env.run": {"zh": "检查本机环境（管理节点）", "en": "Check this machine (manager node)"},
+    "settings.env.run_training": {"zh": "检查训练环境：{python}", "en": "Check the training environment: {python}"},
+    "settings.env.python": {"zh": "本机训练用的 Python", "en": "Training Python on this machine"},
+    "settings.env.python.caption": {
+        "zh": "本机有 GPU 时，把 requirements-gpu.txt 装进单独的环境（它固定的 torch/vLLM 与本应用的 CPU 版本不同），"
+        "在这里填入该环境的 python；本机任务就用它训练。留空 = 使用本应用自己的 .venv（CPU 演示）。",
+        "en": "With a GPU here, install requirements-gpu.txt into its own environment (its torch/vLLM pins differ from "
+        "this app's CPU stack) and enter that environment's python here; local jobs then train with it. Empty = "
+        "this app's own .venv (CPU demos).",
+    },
+    "settings.env.python.help": {
+        "zh": "绝对路径，例如 /opt/verl-env/bin/python 或 ~/miniconda3/envs/verl/bin/python",
+        "en": "an absolute path, e.g. /opt/verl-env/bin/python or ~/miniconda3/envs/verl/bin/python",
+    },
+    "settings.env.python.saved": {
+        "zh": "已保存：本机任务使用 {python}（Python {version}）。",
+        "en": "Saved: local jobs use {python} (Python {version}).",
+    },
 }

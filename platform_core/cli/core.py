@@ -22,10 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser("verify-env", help="check this environment (manager or training node)")
     verify.add_argument("--mode", choices=["manager", "training"], default="manager")
     verify.add_argument("--lang", choices=["en", "zh"], default="en")
+    verify.add_argument(
+        "--python",
+        help="check another interpreter of this machine (a GPU env); 'local' = the training Python set in Settings",
+    )
     add_json_flag(verify)
     verify.set_defaults(handler=cmd_verify_env)
 
     gen = subparsers.add_parser("gen-key", help="print a new encryption key for PLATFORM_SECRET_KEY")
+    add_json_flag(gen)
     gen.set_defaults(handler=cmd_gen_key)
 
     rotate = subparsers.add_parser("rotate-key", help="re-encrypt every stored secret under a new key")
@@ -137,16 +142,29 @@ def cmd_demo_init(args) -> int:
 
 
 def cmd_verify_env(args) -> int:
+    from platform_core.envcheck import format_checks
     from platform_core.envcheck import main as envcheck_main
 
-    argv = ["--mode", args.mode, "--lang", args.lang] + (["--json"] if args.json else [])
-    return envcheck_main(argv)
+    if not args.python:
+        argv = ["--mode", args.mode, "--lang", args.lang] + (["--json"] if args.json else [])
+        return envcheck_main(argv)
+    from platform_core.runners.local_env import check_python_env
+
+    python = args.python
+    if python == "local":
+        from platform_core.settings import local_python
+
+        python = local_python(platform_for(args))
+    report = check_python_env(python, args.mode)
+    emit(args, report, f"{python}\n" + format_checks(report["checks"], args.lang))
+    return 0 if report["passed"] else 1
 
 
 def cmd_gen_key(args) -> int:
     from platform_core.security.secrets import generate_key
 
-    print(generate_key())
+    key = generate_key()
+    emit(args, {"key": key}, key)
     return 0
 
 
@@ -240,7 +258,16 @@ def cmd_connection_add(args) -> int:
         conda_env=args.conda_env,
         python_path=args.python_path,
     )
-    emit(args, {"id": connection_id}, f"added connection #{connection_id} {args.name}")
+    source = platform.key_source
+    key_created = bool(source and source.created)
+    text = f"added connection #{connection_id} {args.name}"
+    if key_created:
+        text += (
+            f"\ncreated a new encryption key in {source.origin} (mode 0600): back it up, or set PLATFORM_SECRET_KEY"
+            " to its contents; without it the stored passwords and keys cannot be decrypted"
+        )
+    data = {"id": connection_id, "key_created": key_created, **({"key_file": source.origin} if key_created else {})}
+    emit(args, data, text)
     return 0
 
 
@@ -287,7 +314,7 @@ def cmd_connection_prepare(args) -> int:
 
     if not args.json:
         print(read_log_tail(Path(task["log_path"]), 200))
-    emit(args, task, f"task #{task_id}: {task['state']}")
+    emit(args, task, f"task #{task_id}: {task['state']}" + (f": {task['error']}" if task.get("error") else ""))
     return 0 if task["state"] == "completed" and (task["result"] or {}).get("passed") else 1
 
 

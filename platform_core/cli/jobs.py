@@ -48,13 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     export = sub.add_parser("export", help="print a runnable shell script for the job")
     export.add_argument("job_id", type=int)
-    export.add_argument("--out", help="also write script, spec.yaml and config files into this directory")
+    export.add_argument(
+        "--out", help="write the bundle here: run.sh, spec.yaml, config/ and kit/ (run.sh reads them from its folder)"
+    )
     add_json_flag(export)
     export.set_defaults(handler=cmd_export)
 
     logs = sub.add_parser("logs", help="the current attempt's log")
     logs.add_argument("job_id", type=int)
-    logs.add_argument("--tail", type=int)
+    logs.add_argument("--tail", type=int, help="only the last N lines")
+    add_json_flag(logs)
     logs.set_defaults(handler=cmd_logs)
 
     clone = sub.add_parser("clone", help="a new pending job with the same spec")
@@ -166,27 +169,38 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pathlib import Path
-
     from platform_core.jobs.service import export_job
 
     exported = export_job(platform_for(args), args.job_id)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "run.sh").write_text(exported["script"])
-        (out / "run.sh").chmod(0o755)
-        (out / "spec.yaml").write_text(exported["spec_yaml"])
-        for name, content in exported["files"].items():
-            (out / name).write_text(content)
+        write_bundle(exported, args.out)
     emit(args, exported, exported["script"])
     return 0
+
+
+def write_bundle(exported: dict, directory: str) -> None:
+    """Write an exported job (run.sh, spec.yaml, config/*, kit/*) into a directory, run.sh executable."""
+    from pathlib import Path
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.sh").write_text(exported["script"], encoding="utf-8")
+    (out / "run.sh").chmod(0o755)
+    (out / "spec.yaml").write_text(exported["spec_yaml"], encoding="utf-8")
+    for name, content in exported["files"].items():
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
 
 
 def cmd_logs(args) -> int:
     from platform_core.jobs.service import job_logs
 
-    sys.stdout.write(job_logs(platform_for(args), args.job_id, args.tail))
+    text = job_logs(platform_for(args), args.job_id, args.tail)
+    if getattr(args, "json", False):
+        emit(args, {"id": args.job_id, "lines": text.splitlines()})
+        return 0
+    sys.stdout.write(text)
     sys.stdout.write("\n")
     return 0
 

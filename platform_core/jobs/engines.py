@@ -134,12 +134,36 @@ def choose_engine(spec: JobSpec, has_gpu: bool) -> tuple[str, EngineReason]:
                 f"engine: verl's {algorithm} needs a GPU and a rollout server (vLLM); "
                 "this target has no GPU, choose engine auto or trl"
             )
-        return "verl", EngineReason("verl_rl_chosen", rollout=spec.rollout_engine)
+        return _rl_on_verl(spec, EngineReason("verl_rl_chosen", rollout=spec.rollout_engine))
     if spec.engine == "trl":
-        return "trl", EngineReason("trl_rl_chosen", algorithm=algorithm)
+        return _rl_on_trl(spec, has_gpu, EngineReason("trl_rl_chosen", algorithm=algorithm))
     if has_gpu:
-        return "verl", EngineReason("verl_rl_gpu", rollout=spec.rollout_engine)
-    return "trl", EngineReason("trl_rl_no_gpu", algorithm=algorithm)
+        return _rl_on_verl(spec, EngineReason("verl_rl_gpu", rollout=spec.rollout_engine))
+    return _rl_on_trl(spec, has_gpu, EngineReason("trl_rl_no_gpu", algorithm=algorithm))
+
+
+def _rl_on_verl(spec: JobSpec, reason: EngineReason) -> tuple[str, EngineReason]:
+    # main_ppo places its workers through Ray: on the local or SSH targets it starts a one-machine Ray, so more
+    # nodes would wait for resources that never join.
+    if spec.nodes > 1 and spec.target != "ray":
+        raise InvalidInput(
+            f"nodes: multi-node {spec.algorithm.upper()} ({spec.nodes} nodes) needs the Ray target (a Ray cluster "
+            "spanning the nodes); the local and SSH targets run on one machine"
+        )
+    return "verl", reason
+
+
+def _rl_on_trl(spec: JobSpec, has_gpu: bool, reason: EngineReason) -> tuple[str, EngineReason]:
+    if spec.nodes > 1:
+        raise InvalidInput(
+            f"nodes: TRL runs on one machine here; {spec.nodes} nodes need verl on a GPU Ray cluster (target ray)"
+        )
+    if isinstance(spec, PPOSpec) and not spec.reward_model_path:
+        where = "PPO on TRL (no GPU)" if not has_gpu else "PPO on TRL"
+        raise InvalidInput(
+            f"reward_model_path: {where} needs reward_model_path; use GRPO with a rule reward, or a GPU target for verl"
+        )
+    return "trl", reason
 
 
 def steps_plan(spec: JobSpec, rows: int, ranks: int = 1) -> tuple[int, int]:
@@ -179,6 +203,8 @@ def _common_env(spec: JobSpec, ctx: RunContext) -> dict[str, str]:
         "PLATFORM_METRICS_FILE": f"{ctx.attempt_dir}/metrics.jsonl",
         "VERL_FILE_LOGGER_PATH": f"{ctx.attempt_dir}/metrics.jsonl",
     }
+    if spec.attn_implementation == "auto" and ctx.device == "cuda":
+        env["PLATFORM_ATTN_FALLBACK"] = "sdpa"  # the supervisor checks flash-attn on the machine (plugins/attention.py)
     if spec.gradnorm_every:
         env["PLATFORM_GRADNORM_FILE"] = f"{ctx.attempt_dir}/gradnorms.jsonl"
         env["PLATFORM_GRADNORM_EVERY"] = str(spec.gradnorm_every)
@@ -310,13 +336,15 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
         "trainer.critic_warmup=0",
     ]
     if spec.use_dynamic_bsz:
+        # The configurator's budgets when it gave them; else twice the actor's (forward passes keep no gradients).
+        log_prob_budget = spec.log_prob_max_token_len_per_gpu or 2 * spec.max_token_len_per_gpu
         o += [
             f"{a}.actor.use_dynamic_bsz=True",
             f"{a}.actor.ppo_max_token_len_per_gpu={spec.max_token_len_per_gpu}",
             f"{a}.rollout.log_prob_use_dynamic_bsz=True",
-            f"{a}.rollout.log_prob_max_token_len_per_gpu={2 * spec.max_token_len_per_gpu}",
+            f"{a}.rollout.log_prob_max_token_len_per_gpu={log_prob_budget}",
             f"{a}.ref.log_prob_use_dynamic_bsz=True",
-            f"{a}.ref.log_prob_max_token_len_per_gpu={2 * spec.max_token_len_per_gpu}",
+            f"{a}.ref.log_prob_max_token_len_per_gpu={log_prob_budget}",
         ]
     else:
         micro = spec.micro_batch_size_per_gpu
@@ -344,8 +372,13 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
             f"critic.fsdp.optimizer_offload={_bool(spec.optimizer_offload)}",
             f"{a}.actor.clip_ratio={spec.clip_ratio}",
         ]
+        critic_budget = spec.critic_max_token_len_per_gpu or 2 * spec.max_token_len_per_gpu
         o += (
-            ["critic.use_dynamic_bsz=True", f"critic.ppo_max_token_len_per_gpu={2 * spec.max_token_len_per_gpu}"]
+            [
+                "critic.use_dynamic_bsz=True",
+                f"critic.ppo_max_token_len_per_gpu={critic_budget}",
+                f"critic.forward_max_token_len_per_gpu={critic_budget}",
+            ]
             if spec.use_dynamic_bsz
             else [f"critic.ppo_micro_batch_size_per_gpu={spec.micro_batch_size_per_gpu}"]
         )
@@ -486,13 +519,16 @@ def plan_trl(spec: JobSpec, ctx: RunContext) -> RunPlan:
     config = trl_job_config(spec, ctx, total)
     env = _common_env(spec, ctx)
     config_file = f"{ctx.config_dir}/trl_job.json"
-    argv = [
-        ctx.python,
-        f"{ctx.plugin_dir}/trl_runner.py",
-        "--config",
-        config_file,
-        "--resume" if ctx.attempt > 1 else "--fresh",
-    ]
+    argv = [ctx.python]
+    if ctx.device == "cuda" and config["world_size"] > 1:  # one process per GPU (DDP), as the batch arithmetic assumes
+        argv += [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc_per_node={config['world_size']}",
+        ]
+    argv += [f"{ctx.plugin_dir}/trl_runner.py", "--config", config_file, "--resume" if ctx.attempt > 1 else "--fresh"]
     files = {"trl_job.json": json.dumps(config, indent=2, ensure_ascii=False)}
     if isinstance(spec, (GRPOSpec, PPOSpec)):
         files["reward.py"] = _plugin_source("reward.py")

@@ -13,6 +13,7 @@ KIT_FILES = {  # file name in the kit -> source
     "verl_plugin.py": PLUGINS_DIR / "verl_plugin.py",
     "reward.py": PLUGINS_DIR / "reward.py",
     "supervisor.py": PLUGINS_DIR / "supervisor.py",
+    "attention.py": PLUGINS_DIR / "attention.py",
     "trl_runner.py": PLUGINS_DIR / "trl_runner.py",
     "trl_callback.py": PLUGINS_DIR / "trl_callback.py",
     "trl_ppo.py": PLUGINS_DIR / "trl_ppo.py",

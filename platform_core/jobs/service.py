@@ -98,6 +98,7 @@ def _plan_for(
     dataset: dict[str, Any],
     val: dict[str, Any] | None,
     materialise: bool,
+    kit_dir: str | None = None,
 ) -> tuple[str, str, RunPlan, RunContext]:
     """Choose the engine and build the plan. `materialise` converts/uploads data and checks the model on the target;
     otherwise paths are those the run would use (for previews and validation)."""
@@ -114,7 +115,7 @@ def _plan_for(
     else:
         from platform_core.jobs.data import converted_dataset
 
-        kit, python = runner.planned_kit(), runner.planned_python()
+        kit, python = kit_dir or runner.planned_kit(), runner.planned_python()
         model_path = model["path"]
         local_path, rows = converted_dataset(platform, dataset["id"], data_format)
         train_path = runner.planned_dataset_path(local_path)
@@ -247,15 +248,42 @@ def create_job(platform: Platform, data: dict[str, Any], start: bool = False, va
     )
     runner = runner_for(platform, target)
     try:
-        root = runner.outputs_root()
-    except RemoteError:
-        root = "~/verl_jobs/outputs"
+        root = _outputs_root(runner)
+    except PlatformError:
+        platform.store.delete("jobs", job_id)
+        raise
     finally:
         runner.close()
     platform.store.update("jobs", job_id, output_dir=f"{root}/{job_dir_name(job_id, spec.name)}")
     if start:
         start_job(platform, job_id)
     return job_id
+
+
+def _outputs_root(runner: Runner) -> str:
+    """Where the runner keeps job outputs; with the server unreachable, the connection's configured work directory
+    (a leading ~ is made absolute when the job starts, see `_job_dir_on_target`)."""
+    try:
+        return runner.outputs_root()
+    except RemoteError as exc:
+        try:
+            root = runner.planned_outputs_root()
+        except (KeyError, AttributeError, RemoteError):
+            root = ""
+        if not root:  # no work directory configured
+            raise InvalidInput(
+                f"target: the server is unreachable ({exc}) and its connection has no work directory; "
+                "set one in Settings or try again when the server answers"
+            ) from exc
+        return root
+
+
+def _job_dir_on_target(runner: Runner, output_dir: str) -> str:
+    """A job directory as an absolute path on its machine: one recorded as ~/... while the server was unreachable
+    becomes <work directory>/outputs/<job dir> (quoted in commands, a literal ~ would never be expanded)."""
+    if output_dir == "~" or output_dir.startswith("~/"):
+        return f"{runner.outputs_root()}/{output_dir.rstrip('/').rsplit('/', 1)[-1]}"
+    return output_dir
 
 
 def load_spec_file(path: str) -> dict[str, Any]:
@@ -309,7 +337,10 @@ def _launch_attempt(platform: Platform, job: dict[str, Any], attempt: int) -> in
         model = get_model(platform, job["spec"]["model_id"])
         dataset = resolve_dataset(platform, job["spec"]["dataset_id"], spec.algorithm)
         val = resolve_dataset(platform, spec.val_dataset, spec.algorithm, "val_dataset") if spec.val_dataset else None
-        job_dir = job["output_dir"]
+        job_dir = _job_dir_on_target(runner, job["output_dir"])
+        if job_dir != job["output_dir"]:
+            platform.store.update("jobs", job["id"], output_dir=job_dir)
+            job = {**job, "output_dir": job_dir}
         engine, reason, plan, ctx = _plan_for(
             platform, spec, runner, job["id"], job_dir, attempt, model, dataset, val, True
         )
@@ -377,11 +408,47 @@ def export_script(plan: RunPlan, ctx: RunContext) -> str:
         f"mkdir -p {shlex.quote(ctx.attempt_dir)}",
         f"cd {shlex.quote(ctx.job_dir)}",
     ]
-    lines += [f"unset {name}" for name in plan.unset_env]
-    lines += [f"export {key}={shlex.quote(value)}" for key, value in sorted(plan.env.items())]
-    argv = [shlex.quote(a) for a in plan.argv]
-    lines.append(" \\\n  ".join(argv) + f" 2>&1 | tee -a {shlex.quote(ctx.attempt_dir + '/stdout.log')}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _command_lines(plan, ctx, shlex.quote)) + "\n"
+
+
+def _command_lines(plan: RunPlan, ctx: RunContext, word) -> list[str]:
+    lines = [f"unset {name}" for name in plan.unset_env]
+    lines += [f"export {key}={word(value)}" for key, value in sorted(plan.env.items())]
+    argv = [word(a) for a in plan.argv]
+    lines.append(" \\\n  ".join(argv) + f" 2>&1 | tee -a {word(ctx.attempt_dir + '/stdout.log')}")
+    return lines
+
+
+# An exported bundle is a job directory of its own: the script finds it with "$HERE" (its own directory).
+BUNDLE_TOKEN = "@@PLATFORM_BUNDLE@@"
+
+
+def _bundle_word(value: str) -> str:
+    """A shell word with every BUNDLE_TOKEN replaced by "$HERE" (the rest quoted as usual)."""
+    if BUNDLE_TOKEN not in value:
+        return shlex.quote(value)
+    return '"$HERE"'.join(shlex.quote(part) if part else "" for part in value.split(BUNDLE_TOKEN))
+
+
+def bundle_script(plan: RunPlan, ctx: RunContext, shipped: list[str], job: dict[str, Any]) -> str:
+    """The run.sh of an exported bundle: config/ and kit/ next to it, outputs written next to it too."""
+    checks = " ".join(shlex.quote(name) for name in shipped)
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# Generated by Training Platform: job #{job['id']} ({job['algorithm'].upper()}, {plan.engine}).",
+        "# A self-contained bundle written by `python -m platform_core job export ID --out DIR`: the config files and",
+        "# the platform's plugin kit sit next to this script (config/, kit/); logs, metrics and checkpoints go to",
+        "# attempt-1/ and checkpoints/ here. Model and dataset paths are those of the machine the job targets.",
+        "set -euo pipefail",
+        'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        f"for f in {checks}; do",
+        '  [ -f "$HERE/$f" ] || { echo "missing $HERE/$f: write the whole bundle with job export ID --out DIR" >&2; '
+        "exit 1; }",
+        "done",
+        f"mkdir -p {_bundle_word(ctx.attempt_dir)}",
+        'cd "$HERE"',
+    ]
+    return "\n".join(lines + _command_lines(plan, ctx, _bundle_word)) + "\n"
 
 
 # -- control ---------------------------------------------------------------------------------------------------------
@@ -515,9 +582,7 @@ def _watchdog(platform: Platform, job: dict[str, Any]) -> list[dict[str, Any]]:
 def _tail(runner: Runner, path: str | None, lines: int) -> str:
     if not path:
         return ""
-    size = runner.file_size(path) or 0
-    data = runner.read_bytes(path, max(0, size - 8192)).decode("utf-8", errors="replace")
-    return " | ".join(line.strip() for line in data.splitlines()[-lines:] if line.strip())
+    return " | ".join(line.strip() for line in last_lines(runner, path, lines) if line.strip())
 
 
 def _record_checkpoints(platform: Platform, job: dict[str, Any], run: dict[str, Any], runner: Runner) -> None:
@@ -632,12 +697,27 @@ def job_logs(platform: Platform, job_id: int, tail: int | None = None) -> str:
     runner = runner_for(platform, job["target"])
     try:
         if tail:
-            size = runner.file_size(run["log_path"]) or 0
-            data = runner.read_bytes(run["log_path"], max(0, size - 200 * tail))
-            return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-tail:])
+            return "\n".join(last_lines(runner, run["log_path"], tail))
         return runner.read_bytes(run["log_path"]).decode("utf-8", errors="replace")
     finally:
         runner.close()
+
+
+def last_lines(runner: Runner, path: str, count: int, chunk: int = 16384) -> list[str]:
+    """The last `count` whole lines of a file, read backwards in growing chunks (verl lines can be very long)."""
+    size = runner.file_size(path) or 0
+    data, start = b"", size
+    while start > 0:
+        begin = max(0, start - chunk)
+        data = runner.read_bytes(path, begin, start - begin) + data
+        start = begin
+        if data.count(b"\n") > count:  # the text after the first newline holds `count` whole lines
+            break
+        chunk *= 2
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if start > 0:
+        lines = lines[1:]  # the first line was cut
+    return lines[-count:] if count > 0 else []
 
 
 def clone_job(platform: Platform, job_id: int, name: str | None = None, start: bool = False) -> int:
@@ -649,30 +729,77 @@ def clone_job(platform: Platform, job_id: int, name: str | None = None, start: b
 
 
 def export_job(platform: Platform, job_id: int) -> dict[str, Any]:
-    """The job as a runnable shell script plus its spec (YAML) and config files, without secrets."""
+    """The job as a self-contained bundle: run.sh (`script`), spec.yaml and every file it reads (`files`, paths
+    relative to the bundle: config/*, incl. the custom reward file, and the plugin kit kit/*), without secrets.
+
+    The bundle is a job directory of its own: run.sh finds its files through its own directory, so the bundle can be
+    written anywhere (`job export ID --out DIR`). Train and validation data are the paths the real run reads.
+    """
+    from pathlib import Path
+
+    from platform_core.jobs.layout import KIT_FILES
+    from platform_core.models import get_model
+
     job = get_job(platform, job_id)
     spec = job_spec(job)
     runner = runner_for(platform, job["target"])
     try:
-        from platform_core.models import get_model
-
         model = get_model(platform, job["spec"]["model_id"])
         dataset = resolve_dataset(platform, job["spec"]["dataset_id"], spec.algorithm)
-        attempt = max([r["attempt"] for r in _attempts(platform, job_id)] or [1])
+        val = resolve_dataset(platform, spec.val_dataset, spec.algorithm, "val_dataset") if spec.val_dataset else None
+        here = BUNDLE_TOKEN
         _engine, _reason, plan, ctx = _plan_for(
-            platform, spec, runner, job["id"], job["output_dir"], attempt, model, dataset, None, False
+            platform, spec, runner, job["id"], here, 1, model, dataset, val, False, kit_dir=f"{here}/kit"
         )
     finally:
         runner.close()
+    files: dict[str, str] = {}
+    for name, content in plan.files.items():
+        # Files the trainer reads (trl_job.json) hold paths relative to the bundle: run.sh runs from there.
+        files[f"config/{name}"] = content.replace(f"{here}/", "")
+    reward = getattr(spec, "reward", None)
+    if reward is not None and reward.reward_type == "custom" and "reward.py" in plan.files:
+        source = Path(reward.custom_path).expanduser()
+        try:
+            files["config/custom_reward.py"] = source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"reward.custom_path: cannot read {source}: {exc.strerror or exc}") from exc
+    for name, source in KIT_FILES.items():
+        files[f"kit/{name}"] = source.read_text(encoding="utf-8")
+    spec_yaml = yaml.safe_dump(
+        {**spec.model_dump(mode="json"), "model": model["path"], "dataset": dataset["name"]},
+        allow_unicode=True,
+        sort_keys=False,
+    )
+    leaked = [name for name, content in files.items() if here in content]
+    if leaked:  # a path this function does not know how to make relative
+        raise PlatformError(f"export of job #{job_id}: {', '.join(leaked)} still hold a bundle placeholder")
     return {
-        "script": export_script(plan, ctx),
-        "spec_yaml": yaml.safe_dump(
-            {**spec.model_dump(mode="json"), "model": model["path"], "dataset": dataset["name"]},
-            allow_unicode=True,
-            sort_keys=False,
-        ),
-        "files": plan.files,
+        "script": bundle_script(plan, ctx, sorted(files), job),
+        "spec_yaml": spec_yaml,
+        "files": files,
+        "engine": plan.engine,
+        "train_files": ctx.train_files,
+        "val_files": ctx.val_files,
     }
+
+
+def export_job_zip(platform: Platform, job_id: int) -> bytes:
+    """The export bundle (run.sh, spec.yaml, config/, kit/) as a zip archive, for a download button."""
+    import io
+    import zipfile
+
+    bundle = export_job(platform, job_id)
+    buffer = io.BytesIO()
+    root = f"job-{job_id}"
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        script = zipfile.ZipInfo(f"{root}/run.sh")
+        script.external_attr = 0o755 << 16  # executable once unpacked
+        archive.writestr(script, bundle["script"])
+        archive.writestr(f"{root}/spec.yaml", bundle["spec_yaml"])
+        for name, content in sorted(bundle["files"].items()):
+            archive.writestr(f"{root}/{name}", content)
+    return buffer.getvalue()
 
 
 def delete_job(platform: Platform, job_id: int) -> None:
@@ -709,12 +836,19 @@ def spec_from_prefill(prefill: dict[str, Any]) -> dict[str, Any]:
         "model": "model",
         "model_dtype": "model_dtype",
         "use_fused_kernels": "use_fused_kernels",
+        "log_prob_max_token_len_per_gpu": "log_prob_max_token_len_per_gpu",
+        "critic_max_token_len_per_gpu": "critic_max_token_len_per_gpu",
     }
     values = {mapping[k]: v for k, v in prefill.items() if k in mapping and v is not None}
     if "model_dtype" in values:  # the contract says float32 / bfloat16, verl's engine config fp32 / bf16
         values["model_dtype"] = {"float32": "fp32", "bfloat16": "bf16"}.get(
             values["model_dtype"], values["model_dtype"]
         )
+    algorithm = values.get("algorithm")
+    if algorithm and algorithm != "ppo":  # only PPO has a critic
+        values.pop("critic_max_token_len_per_gpu", None)
+    if algorithm and algorithm not in ("grpo", "ppo"):  # SFT/DPO have no rollout or reference log-probs
+        values.pop("log_prob_max_token_len_per_gpu", None)
     if not values.get("lora_rank"):  # the contract's rank 0 means LoRA off; the spec keeps its default rank
         values.pop("lora_rank", None)
         values.pop("lora_alpha", None)

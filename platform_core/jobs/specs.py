@@ -163,6 +163,12 @@ class SFTSpec(JobSpec):
 
     @model_validator(mode="after")
     def _batches(self):
+        if self.nodes > 1:
+            raise ValueError(
+                f"nodes: multi-node SFT ({self.nodes} nodes) is not supported: verl's SFT is launched with "
+                "torchrun --standalone on one node on every target (Ray included), and TRL runs on one machine; "
+                "set nodes to 1"
+            )
         if not self.use_dynamic_bsz and self.batch_size % (self.world_size * self.micro_batch_size_per_gpu):
             raise ValueError(
                 f"batch_size {self.batch_size} must be divisible by GPUs x micro batch "
@@ -183,6 +189,14 @@ class _RLSpec(JobSpec):
     )
     rollout_tensor_parallel_size: int = Field(1, ge=1, le=16, json_schema_extra=hint("1 for one GPU", "advanced"))
     temperature: float = Field(1.0, gt=0, le=2, json_schema_extra=hint("rollout sampling", "advanced"))
+    log_prob_max_token_len_per_gpu: int | None = Field(
+        None,
+        ge=128,
+        json_schema_extra=hint(
+            "with dynamic batch: rollout/ref log-prob token budget per GPU (empty = 2 x max_token_len_per_gpu)",
+            "advanced",
+        ),
+    )
     reward: RewardSpec = Field(default_factory=RewardSpec)
 
     @property
@@ -245,10 +259,34 @@ class PPOSpec(_RLSpec):
     kl_coef: float = Field(0.001, ge=0, le=10, json_schema_extra=hint("0.001 - 0.05"))
     critic_learning_rate: float = Field(1e-5, gt=0, le=1, json_schema_extra=hint("1e-5", "critic"))
     critic_model: str | None = Field(None, json_schema_extra=hint("empty = the base model", "critic"))
-    reward_model_path: str | None = Field(None, json_schema_extra=hint("a trained reward model", "reward_model"))
-    reward_model_gradient_checkpointing: bool = Field(True, json_schema_extra=hint("", "reward_model"))
-    reward_model_param_offload: bool = Field(False, json_schema_extra=hint("", "reward_model"))
-    reward_model_micro_batch_size: int = Field(4, ge=1, json_schema_extra=hint("", "reward_model"))
+    critic_max_token_len_per_gpu: int | None = Field(
+        None,
+        ge=128,
+        json_schema_extra=hint(
+            "PPO with dynamic batch: critic train/forward token budget per GPU (empty = 2 x max_token_len_per_gpu)",
+            "advanced",
+        ),
+    )
+    reward_model_path: str | None = Field(
+        None, json_schema_extra=hint("a trained reward model (needed when PPO runs on TRL)", "reward_model")
+    )
+    reward_model_param_offload: bool = Field(
+        False,
+        json_schema_extra=hint(
+            "verl: free the reward model's rollout cache between steps (free_cache_engine)", "reward_model"
+        ),
+    )
+    reward_model_micro_batch_size: int = Field(
+        4, ge=1, json_schema_extra=hint("verl: sequences in flight = 64 x this (rollout.max_num_seqs)", "reward_model")
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, data: Any) -> Any:
+        # Stored specs from before the field was removed (it reached no engine) still load.
+        if isinstance(data, dict) and "reward_model_gradient_checkpointing" in data:
+            data = {k: v for k, v in data.items() if k != "reward_model_gradient_checkpointing"}
+        return data
 
     @field_validator("critic_model", "reward_model_path")
     @classmethod
@@ -268,6 +306,11 @@ class DPOSpec(JobSpec):
 
     @model_validator(mode="after")
     def _batches(self):
+        if self.nodes > 1:
+            raise ValueError(
+                f"nodes: multi-node DPO ({self.nodes} nodes) is not supported: DPO runs on TRL on one machine; "
+                "set nodes to 1"
+            )
         if self.batch_size % (self.world_size * self.micro_batch_size_per_gpu):
             raise ValueError(
                 f"batch_size {self.batch_size} must be divisible by GPUs x micro batch "

@@ -35,6 +35,11 @@ try:
 except ImportError:
     sample_system = None
 
+try:
+    import attention
+except ImportError:
+    attention = None
+
 TERM_GRACE_S = 15
 
 
@@ -111,6 +116,32 @@ def _last_error(log_path: str, max_bytes: int = 65536) -> str:
     return lines[-1].strip()[:500] if lines else ""
 
 
+def visible_gpu_indices(value: str | None) -> list[int] | None:
+    """The GPU indices a run may use, from its CUDA_VISIBLE_DEVICES; None means every GPU of the machine.
+
+    Unset: None. Empty: [] (CUDA sees no GPU). "0,2" / "1, 3": those indices. As CUDA does, the list ends at the
+    first entry that is not a valid index ("0,-1,2" is [0]). UUIDs or MIG names ("GPU-8f..", "MIG-..") cannot be
+    matched to the sampler's indices: None, every GPU is sampled.
+    """
+    if value is None:
+        return None
+    indices: list[int] = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry and not indices:
+            continue
+        try:
+            index = int(entry)
+        except ValueError:
+            if not indices and entry.upper().startswith(("GPU-", "MIG-")):
+                return None
+            break
+        if index < 0:
+            break
+        indices.append(index)
+    return indices
+
+
 def _pause_consumed(run_dir: str) -> bool:
     return bool(glob.glob(os.path.join(run_dir, "control.json.consumed*")))
 
@@ -142,11 +173,16 @@ def supervise(run_dir: str) -> int:
     for name in spec.get("unset_env", []):
         env.pop(name, None)
     env.update(spec.get("env", {}))
+    argv = list(spec["argv"])
     with open(log_path, "ab", buffering=0) as log:
-        log.write(f"[platform] starting: {' '.join(spec['argv'][:6])} ...\n".encode())
+        if attention is not None:  # attention "auto" on a GPU: flash-attention 2 only where it works
+            argv, env, note = attention.resolve(argv, env)
+            if note:
+                log.write(f"[platform] {note}\n".encode())
+        log.write(f"[platform] starting: {' '.join(argv[:6])} ...\n".encode())
         try:
             child = subprocess.Popen(
-                spec["argv"],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -161,6 +197,7 @@ def supervise(run_dir: str) -> int:
     record.update(state="running", pid=child.pid, pgid=child.pid)
     _write_json(status_path, record)
     every = float(spec.get("sample_every", 5))
+    gpu_indices = visible_gpu_indices(env.get("CUDA_VISIBLE_DEVICES"))  # only the run's GPUs in the GPU panel
     system_path = os.path.join(run_dir, "system.jsonl")
     next_sample = 0.0
     known: set[int] = set()
@@ -172,7 +209,7 @@ def supervise(run_dir: str) -> int:
             known.update(_descendants(child.pid))
             if sample_system is not None:
                 try:
-                    sample = sample_system([child.pid, *sorted(known)])
+                    sample = sample_system([child.pid, *sorted(known)], gpu_indices)
                     with open(system_path, "a") as out:
                         out.write(json.dumps(sample) + "\n")
                 except Exception as exc:  # noqa: BLE001 - sampling must never take the run down

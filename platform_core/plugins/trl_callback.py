@@ -78,6 +78,19 @@ def layer_group(name: str) -> str:
     return prefix + "head/rest"  # lm_head (if untied), final norm, reward/value `score` head
 
 
+def _from_rank_zero(value):
+    """`value` as rank 0 has it, on every rank of a multi-process (torchrun) run; unchanged in a single process."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return value
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 class PlatformCallback(TrainerCallback):
     def __init__(
         self, metrics_path=None, control_path=None, gradnorm_path=None, gradnorm_every=None, raise_on_pause=False
@@ -190,7 +203,7 @@ class PlatformCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         req = self._read_control() if state.is_world_process_zero else None
-        # (multi-process: broadcast `req` from rank 0 here, e.g. accelerate.utils.broadcast_object_list)
+        req = _from_rank_zero(req)  # every rank stops or saves at the same step, or DDP would hang
         if not req:
             return
         action = req.get("action")

@@ -73,9 +73,9 @@ def _load_model(cfg: dict, path: str | None = None):
     from transformers import AutoModelForCausalLM
 
     dtype = torch.float32 if cfg["device"] == "cpu" else torch.bfloat16
-    return AutoModelForCausalLM.from_pretrained(
-        path or cfg["model_path"], dtype=dtype, attn_implementation=cfg.get("attn_implementation") or "sdpa"
-    )
+    # The supervisor sets PLATFORM_ATTN_OVERRIDE when attention "auto" asked for flash-attention and it cannot run here.
+    attn = os.environ.get("PLATFORM_ATTN_OVERRIDE") or cfg.get("attn_implementation") or "sdpa"
+    return AutoModelForCausalLM.from_pretrained(path or cfg["model_path"], dtype=dtype, attn_implementation=attn)
 
 
 def _peft_config(cfg: dict):

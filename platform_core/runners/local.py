@@ -10,7 +10,14 @@ from typing import Any
 from platform_core.context import Platform
 from platform_core.errors import InvalidInput
 from platform_core.runners.base import Runner
-from platform_core.runners.process import kill_tree, pid_alive, platform_python_env, python_executable, spawn_detached
+from platform_core.runners.process import (
+    kill_tree,
+    pid_alive,
+    platform_python_env,
+    process_started_at,
+    python_executable,
+    spawn_detached,
+)
 
 
 def local_gpu_count() -> int:
@@ -38,7 +45,10 @@ class LocalRunner(Runner):
         return str(self.platform.workspace.outputs)
 
     def python(self) -> str:
-        return python_executable()
+        """The training interpreter: Settings' "training Python" (a GPU env), else the app's own."""
+        from platform_core.settings import local_python
+
+        return local_python(self.platform)
 
     def gpu_count(self) -> int:
         return local_gpu_count()
@@ -80,7 +90,8 @@ class LocalRunner(Runner):
             Path(attempt_dir) / "supervisor.log",
             env=env,
         )
-        return {"pid": pid, "host": "localhost"}
+        # The start time tells this process from a later one that reuses its pid (after a reboot, say).
+        return {"pid": pid, "host": "localhost", "remote": {"pid_started_at": process_started_at(pid)}}
 
     def read_bytes(self, path: str, offset: int = 0, limit: int | None = None) -> bytes:
         try:
@@ -97,10 +108,11 @@ class LocalRunner(Runner):
             return None
 
     def alive(self, run: dict[str, Any]) -> bool:
-        return pid_alive(run.get("pid"))
+        """The supervisor is alive: its pid exists and, when recorded at launch, started when ours did."""
+        return pid_alive(run.get("pid"), (run.get("remote") or {}).get("pid_started_at"))
 
     def stop(self, run: dict[str, Any]) -> bool:
-        if not run.get("pid") or not pid_alive(run["pid"]):
+        if not self.alive(run):  # never signal a process that merely reuses the pid
             return True
         return kill_tree(run["pid"], grace_s=30)
 

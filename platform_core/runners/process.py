@@ -59,12 +59,22 @@ def _forget_child(proc: subprocess.Popen) -> None:
     threading.Thread(target=proc.wait, daemon=True).start()
 
 
-def pid_alive(pid: int | None) -> bool:
-    """Return True if a process with this pid exists and is not a zombie."""
+START_TIME_TOLERANCE_S = 1.0
+
+
+def pid_alive(pid: int | None, started_at: float | None = None) -> bool:
+    """Return True if a process with this pid exists and is not a zombie.
+
+    With `started_at` (what `process_started_at` said at launch), a process with the same pid but another start
+    time is a different process that reuses the number: the original is dead.
+    """
     if not pid:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(process.create_time() - started_at) <= START_TIME_TOLERANCE_S
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 

@@ -4,32 +4,13 @@ config composition and validation (real Hydra + verl.utils.config.validate_confi
 from __future__ import annotations
 
 import pytest
+from tests_helpers import JOB_BASE as BASE
+from tests_helpers import run_context as ctx
 
 from platform_core.errors import InvalidInput
-from platform_core.jobs.engines import RunContext, build_plan, choose_engine
+from platform_core.jobs.engines import build_plan, choose_engine
 from platform_core.jobs.specs import parse_spec
 from platform_core.jobs.validate import validate_verl_overrides
-
-BASE = {"model": "m", "dataset": "d"}
-
-
-def ctx(model_path: str, device: str = "cuda", rows: int = 1024, **extra) -> RunContext:
-    return RunContext(
-        job_id=7,
-        attempt=1,
-        job_dir="/o/job-7",
-        attempt_dir="/o/job-7/attempt-1",
-        checkpoint_dir="/o/job-7/checkpoints",
-        config_dir="/o/job-7/config",
-        plugin_dir="/kit",
-        python="python3",
-        model_path=model_path,
-        train_files="/d/train.parquet",
-        val_files=None,
-        device=device,
-        train_rows=rows,
-        **extra,
-    )
 
 
 @pytest.mark.parametrize(
@@ -206,3 +187,108 @@ def test_step_plan_refuses_a_dataset_smaller_than_a_batch(demo_model_dir):
         build_plan("verl", spec, ctx(str(demo_model_dir), rows=40))
     plan = build_plan("verl", spec, ctx(str(demo_model_dir), rows=1000))
     assert plan.steps_per_epoch == 15 and plan.total_steps == 45
+
+
+def test_ppo_without_a_reward_model_is_refused_where_it_would_run_on_trl():
+    """TRL's PPO trainer takes a reward model; a rule reward alone would fail at the runner's first line."""
+    ppo = parse_spec({"name": "j", "algorithm": "ppo", **BASE, "batch_size": 16, "micro_batch_size_per_gpu": 4})
+    with pytest.raises(InvalidInput, match=r"PPO on TRL \(no GPU\) needs reward_model_path; use GRPO"):
+        choose_engine(ppo, False)
+    with pytest.raises(InvalidInput, match="PPO on TRL needs reward_model_path"):
+        choose_engine(parse_spec({**ppo.model_dump(), "engine": "trl"}), True)
+    assert choose_engine(ppo, True)[0] == "verl"  # verl's PPO scores with the rule reward
+    with_rm = parse_spec({**ppo.model_dump(), "reward_model_path": "/models/rm"})
+    assert choose_engine(with_rm, False)[0] == "trl"
+
+
+def test_ppo_without_a_reward_model_is_refused_by_job_validate(demo_platform):
+    from platform_core.jobs.service import create_job, load_spec_file, preview_job
+
+    spec = load_spec_file(str(demo_platform.workspace.demo / "specs" / "ppo.yaml"))
+    spec.pop("reward_model_path", None)
+    with pytest.raises(InvalidInput, match=r"needs reward_model_path; use GRPO with a rule reward, or a GPU target"):
+        preview_job(demo_platform, {**spec, "target": "local"})
+    with pytest.raises(InvalidInput, match="needs reward_model_path"):
+        create_job(demo_platform, {**spec, "target": "local"}, validate=False)
+    assert demo_platform.store.count("jobs") == 0
+
+
+def test_multi_node_runs_are_refused_where_they_cannot_span_nodes():
+    with pytest.raises(InvalidInput, match="multi-node SFT .* torchrun --standalone"):
+        parse_spec({"name": "j", "algorithm": "sft", **BASE, "nodes": 2, "batch_size": 32})
+    with pytest.raises(InvalidInput, match="multi-node DPO"):
+        parse_spec({"name": "j", "algorithm": "dpo", **BASE, "nodes": 2})
+    grpo = {"name": "j", "algorithm": "grpo", **BASE, "nodes": 2, "gpus_per_node": 2, "batch_size": 64}
+    with pytest.raises(InvalidInput, match="TRL runs on one machine"):
+        choose_engine(parse_spec(grpo), False)
+    with pytest.raises(InvalidInput, match="needs the Ray target"):
+        choose_engine(parse_spec({**grpo, "target": "local"}), True)
+    with pytest.raises(InvalidInput, match="needs the Ray target"):
+        choose_engine(parse_spec({**grpo, "target": "ssh:gpu1"}), True)
+    assert choose_engine(parse_spec({**grpo, "target": "ray"}), True)[0] == "verl"
+
+
+def test_the_retired_reward_model_gradient_checkpointing_key_still_loads():
+    """It reached no engine and was removed; job specs stored before that keep loading (the key is dropped)."""
+    from platform_core.jobs.service import job_spec
+    from platform_core.jobs.specs import PPOSpec
+
+    assert "reward_model_gradient_checkpointing" not in PPOSpec.model_fields
+    fields = {"name": "j", "algorithm": "ppo", **BASE, "reward_model_gradient_checkpointing": False}
+    spec = job_spec({"id": 3, "spec": {"fields": fields}})
+    assert isinstance(spec, PPOSpec) and "reward_model_gradient_checkpointing" not in spec.model_dump()
+    with pytest.raises(InvalidInput, match="reward_model_gradient_checkpointing"):
+        parse_spec({"name": "j", "algorithm": "grpo", **BASE, "reward_model_gradient_checkpointing": True})
+
+
+def test_configurator_token_budgets_reach_verl_and_pass_its_validation(demo_model_dir):
+    """log_prob_max_token_len_per_gpu (rollout/ref) and critic_max_token_len_per_gpu (critic train + forward) from
+    the configurator's prefill replace the 2 x actor budget default."""
+    from platform_core.jobs.service import spec_from_prefill
+
+    prefill = spec_from_prefill(
+        {
+            "algorithm": "ppo",
+            "train_batch_size": 32,
+            "rollout_n": 4,
+            "gpus_per_node": 4,
+            "use_dynamic_bsz": True,
+            "max_token_len_per_gpu": 6000,
+            "log_prob_max_token_len_per_gpu": 20000,
+            "critic_max_token_len_per_gpu": 9000,
+        }
+    )
+    assert prefill["log_prob_max_token_len_per_gpu"] == 20000 and prefill["critic_max_token_len_per_gpu"] == 9000
+    ppo = parse_spec({"name": "j", **BASE, **prefill})
+    plan = build_plan("verl", ppo, ctx(str(demo_model_dir)))
+    a = "actor_rollout_ref"
+    assert {
+        f"{a}.actor.ppo_max_token_len_per_gpu=6000",
+        f"{a}.rollout.log_prob_max_token_len_per_gpu=20000",
+        f"{a}.ref.log_prob_max_token_len_per_gpu=20000",
+        "critic.ppo_max_token_len_per_gpu=9000",
+        "critic.forward_max_token_len_per_gpu=9000",
+    } <= set(plan.overrides)
+    validate_verl_overrides(plan.config_name, plan.overrides)
+    # Empty = today's default: twice the actor's budget.
+    default = parse_spec({"name": "j", **BASE, **{**prefill, "log_prob_max_token_len_per_gpu": None,
+                                                  "critic_max_token_len_per_gpu": None}})  # fmt: skip
+    overrides = set(build_plan("verl", default, ctx(str(demo_model_dir))).overrides)
+    assert {f"{a}.ref.log_prob_max_token_len_per_gpu=12000", "critic.forward_max_token_len_per_gpu=12000"} <= overrides
+    # GRPO has no critic: the key is dropped from its prefill, and the log-prob budget still arrives.
+    grpo = spec_from_prefill({"algorithm": "grpo", "log_prob_max_token_len_per_gpu": 16384,
+                              "critic_max_token_len_per_gpu": 9000})  # fmt: skip
+    assert grpo == {"algorithm": "grpo", "log_prob_max_token_len_per_gpu": 16384}
+    assert "log_prob_max_token_len_per_gpu" not in spec_from_prefill({"algorithm": "sft",
+                                                                       "log_prob_max_token_len_per_gpu": 1})  # fmt: skip
+
+
+def test_trl_on_several_gpus_runs_one_process_per_gpu(demo_model_dir):
+    """The TRL batch arithmetic divides by the GPU count, so a multi-GPU TRL run is launched with torchrun (DDP)."""
+    spec = parse_spec({"name": "j", **BASE, "algorithm": "dpo", "batch_size": 32, "gpus_per_node": 4})
+    plan = build_plan("trl", spec, ctx(str(demo_model_dir)))
+    assert plan.argv[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=4"]
+    assert plan.argv[6].endswith("/trl_runner.py")
+    one = parse_spec({"name": "j", **BASE, "algorithm": "dpo", "batch_size": 32, "gpus_per_node": 1})
+    assert build_plan("trl", one, ctx(str(demo_model_dir))).argv[1].endswith("/trl_runner.py")
+    assert build_plan("trl", spec, ctx(str(demo_model_dir), device="cpu")).argv[1].endswith("/trl_runner.py")
