@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
-from bench_pages_speed import fill, store_size_args  # noqa: E402
+from bench_pages_speed import ACTIVE_JOBS, fill, store_size_args  # noqa: E402
 from e2e.browser import (  # noqa: E402
     CHROMIUM,
     LAUNCH_ARGS,
@@ -129,7 +129,10 @@ def main_bench() -> None:
     finally:
         stop_server(proc)
 
-    print(f"store: {args.jobs} jobs, {args.datasets} datasets, {args.evals} eval runs; headless Chromium, {url}\n")
+    print(
+        f"store: {args.jobs} jobs ({ACTIVE_JOBS} running, with run files), {args.datasets} datasets, "
+        f"{args.evals} eval runs; headless Chromium, {url}\n"
+    )
     print(f"{'page':<14}{'first visit':>13}{'median':>10}{'max':>8}")
     worst = 0.0
     for name, values in times.items():

@@ -11,6 +11,8 @@ load), three times, reporting the first (cold caches) and the median.
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
 import statistics
 import subprocess
@@ -20,6 +22,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+ACTIVE_JOBS = 10  # of the jobs, this many are running (a live process, real run files)
+# The process the running jobs point at: alive for the whole benchmark, so their refresh reads files, not a death.
+KEEPER = subprocess.Popen(["sleep", "86400"])
+atexit.register(KEEPER.kill)
 sys.path.insert(0, str(REPO))
 PAGES = ["jobs", "datasets", "configurator", "surgery", "evaluation", "settings"]
 
@@ -45,9 +51,9 @@ def fill(home: Path, jobs: int, datasets: int, evals: int) -> None:
                     template["original_name"],
                     template["format"],
                     template["rows"],
-                    __import__("json").dumps(template["columns"]),
+                    json.dumps(template["columns"]),
                     template["size_bytes"],
-                    __import__("json").dumps(template["field_config"]),
+                    json.dumps(template["field_config"]),
                     "bench",
                     now - i,
                 ),
@@ -74,7 +80,7 @@ def fill(home: Path, jobs: int, datasets: int, evals: int) -> None:
                     ["sft", "grpo", "ppo", "dpo"][i % 4],
                     "verl",
                     "local",
-                    __import__("json").dumps(spec),
+                    json.dumps(spec),
                     states[i % len(states)],
                     i % 100,
                     100,
@@ -83,6 +89,35 @@ def fill(home: Path, jobs: int, datasets: int, evals: int) -> None:
                     now - i,
                 ),
             )
+        for i in range(ACTIVE_JOBS):  # running jobs: a list refresh polls their run files, as it does for real
+            run_dir = home / "outputs" / f"active-{i}" / "attempt-1"
+            run_dir.mkdir(parents=True)
+            (run_dir / "supervisor.json").write_text(json.dumps({"state": "running", "pid": KEEPER.pid}))
+            (run_dir / "status.json").write_text(json.dumps({"step": 250, "total_steps": 1000}))
+            with open(run_dir / "metrics.jsonl", "w") as out:
+                for step in range(1, 251):
+                    data = {"train/loss": 5.0 / step, "train/lr": 1e-5, "train/grad_norm": 1.0}
+                    out.write(json.dumps({"step": step, "data": data}) + "\n")
+            (run_dir / "stdout.log").write_text("".join(f"step:{k} - train/loss:{5.0 / k}\n" for k in range(1, 251)))
+            spec = {
+                "fields": {"name": f"active-{i}", "algorithm": "sft", "model": "demo-qwen2-tiny",
+                           "dataset": "demo-sft", "target": "local"},
+                "model_id": model["id"],
+                "dataset_id": template["id"],
+                "engine_reason": "bench",
+            }  # fmt: skip
+            job_id = conn.execute(
+                "INSERT INTO jobs (name, algorithm, engine, target, spec, state, step, total_steps, output_dir, "
+                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (f"active-{i}", "sft", "verl", "local", json.dumps(spec), "running", 250, 1000,
+                 str(run_dir.parent), now + i, now + i),
+            ).lastrowid  # fmt: skip
+            conn.execute(
+                "INSERT INTO runs (job_id, attempt, state, pid, run_dir, log_path, metrics_path, started_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (job_id, 1, "running", KEEPER.pid, str(run_dir), str(run_dir / "stdout.log"),
+                 str(run_dir / "metrics.jsonl"), now - 600),
+            )  # fmt: skip
         eval_set = store.find_one("datasets", "name = ?", ("demo-eval",))
         for i in range(evals):
             summary = {
@@ -102,7 +137,7 @@ def fill(home: Path, jobs: int, datasets: int, evals: int) -> None:
                     "completed",
                     1.0,
                     str(home / "outputs" / "eval" / f"run-{i}"),
-                    __import__("json").dumps(summary),
+                    json.dumps(summary),
                     now - i,
                     now - i,
                 ),
@@ -156,7 +191,10 @@ def main() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     fill(home, args.jobs, args.datasets, args.evals)
-    print(f"store: {args.jobs} jobs, {args.datasets} datasets, {args.evals} eval runs\n")
+    print(
+        f"store: {args.jobs} jobs ({ACTIVE_JOBS} running, with run files), {args.datasets} datasets, "
+        f"{args.evals} eval runs\n"
+    )
     print(f"{'page':<14}{'first render':>14}{'median':>10}{'max':>8}")
     worst = 0.0
     for page in PAGES:
