@@ -14,14 +14,16 @@ from app.widgets import show_error, state_label, task_panel
 from platform_core.errors import PlatformError
 from platform_core.models import list_models
 from platform_core.surgery.average import average_weights, start_average
-from platform_core.surgery.compat import check_compatible, resolve_model_dir
+from platform_core.surgery.compat import check_compatible, resolve_inputs
 from platform_core.surgery.convert import (
     attach_metrics,
     converted_form,
     find_verl_checkpoint,
     list_checkpoints,
+    metrics_files,
     read_metrics_jsonl,
     start_convert,
+    start_convert_many,
 )
 from platform_core.surgery.export import start_export
 from platform_core.surgery.lora import adapter_info, find_adapters, start_lora_merge
@@ -67,7 +69,11 @@ def start(key: str, action) -> None:
     try:
         task_id = action()
     except PlatformError as exc:
-        show_error(exc)
+        reasons = getattr(exc, "reasons", None)
+        if reasons:  # incompatible models: the findings in the page language
+            st.error(t("surgery.incompatible") + "\n\n" + "\n\n".join(reason_text(r) for r in reasons))
+        else:
+            show_error(exc)
         return
     st.session_state[f"surgery_task_{key}"] = task_id
     st.success(t("surgery.task_started", id=task_id))
@@ -77,6 +83,12 @@ def panel(key: str) -> None:
     task_id = st.session_state.get(f"surgery_task_{key}")
     if task_id:
         task_panel(platform, task_id, key=key)
+
+
+def reason_text(reason: str) -> str:
+    """A compatibility finding in the UI language (translated by its code; plain text shown as it is)."""
+    code = getattr(reason, "code", None)
+    return t(f"surgery.reason.{code}", **reason.params) if code else str(reason)
 
 
 def weights_chart(labels: list[str], weights: list[float]) -> None:
@@ -189,13 +201,15 @@ with merge_tab:
     inputs = list(dict.fromkeys(([base] if base else []) + models))
     if len(inputs) >= 2:
         try:
-            report = check_compatible([resolve_model_dir(platform, m) for m in inputs])
+            dirs, pending, pending_notes = resolve_inputs(platform, inputs, [t("surgery.models")] * len(inputs))
+            ready = [d for d in dirs if d not in pending]
+            report = check_compatible(ready) if len(ready) >= 2 else {"ok": True, "problems": [], "notes": []}
             if report["ok"]:
-                st.success(t("surgery.compatible"))
+                st.success(t("surgery.compatible_pending") if pending else t("surgery.compatible"))
             else:
-                st.error(t("surgery.incompatible") + "\n\n" + "\n\n".join(report["problems"]))
-            for note in report["notes"]:
-                st.caption(note)
+                st.error(t("surgery.incompatible") + "\n\n" + "\n\n".join(reason_text(p) for p in report["problems"]))
+            for note in pending_notes + report["notes"]:
+                st.caption(reason_text(note))
         except PlatformError as exc:
             show_error(exc)
     else:
@@ -309,7 +323,7 @@ with checkpoints_tab:
         job = next((j for j in local_jobs if j["id"] == job_id), None)
         root = f"{job['output_dir']}/checkpoints" if job else ""
         if job:
-            metric_guesses = sorted(str(p) for p in Path(job["output_dir"]).glob("attempt-*/metrics.jsonl"))
+            metric_guesses = [str(p) for p in metrics_files(job["output_dir"])]  # attempt-2 before attempt-10
         if not local_jobs:
             st.info(t("surgery.ckpt.no_jobs"))
     else:
@@ -354,8 +368,8 @@ with checkpoints_tab:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         unconverted = [c for c in checkpoints if not hf_forms[c["step"]] and find_verl_checkpoint(Path(c["path"]))]
         if unconverted and st.button(t("surgery.ckpt.convert_all"), key="ckpt_convert_all"):
-            for c in unconverted:
-                start("convert", lambda c=c: start_convert(platform, c["path"]))
+            # One task converting them in turn: each conversion loads a whole model.
+            start("convert", lambda: start_convert_many(platform, [c["path"] for c in unconverted]))
 
         st.subheader(t("surgery.ckpt.select"))
         strategy_labels = {s: t(f"surgery.strategy.{s}") for s in STRATEGIES}
@@ -397,7 +411,14 @@ with checkpoints_tab:
                 st.caption(t("surgery.ckpt.chart", metric=series["metric"]))
                 selection_chart(series)
             hf = hf_forms[chosen["step"]]
-            st.caption(t("surgery.ckpt.is_hf", path=hf) if hf else t("surgery.ckpt.needs_convert"))
+            if hf:
+                st.caption(t("surgery.ckpt.is_hf", path=hf))
+            elif chosen["format"] == "lora-adapter":
+                st.caption(t("surgery.ckpt.export_adapter"))
+            elif chosen["format"].startswith("verl-fsdp"):
+                st.caption(t("surgery.ckpt.needs_convert_lora" if chosen["lora"] else "surgery.ckpt.needs_convert"))
+            else:
+                st.caption(t("surgery.ckpt.unknown_format"))
             c1, c2 = st.columns(2)
             if (
                 not hf

@@ -133,8 +133,9 @@ STRINGS = {
         "en": "Checkpoint directory (holding global_step_N or checkpoint-N)",
     },
     "surgery.ckpt.dir.help": {
-        "zh": "训练任务页面接入后，这里将直接列出任务的检查点。",
-        "en": "Once the jobs page is connected, a job's checkpoints will be listed here directly.",
+        "zh": "任何含有 global_step_N（verl）或 checkpoint-N（TRL）子目录的目录；平台训练任务的检查点请选择“训练任务”。",
+        "en": "Any directory holding global_step_N (verl) or checkpoint-N (TRL) folders; for a platform job's "
+        'checkpoints choose "a training job" above.',
     },
     "surgery.ckpt.metrics": {"zh": "指标文件（JSONL，每行一个）", "en": "Metrics files (JSONL, one per line)"},
     "surgery.ckpt.source": {"zh": "检查点来源", "en": "Checkpoints of"},
@@ -174,7 +175,62 @@ STRINGS = {
     "surgery.ckpt.export": {"zh": "导出模型", "en": "Export model"},
     "surgery.ckpt.is_hf": {"zh": "可直接使用的 HF 目录：{path}", "en": "Usable HF directory: {path}"},
     "surgery.ckpt.needs_convert": {
-        "zh": "该检查点还没有 HF 权重；导出时会先用 verl.model_merger 转换（CPU 即可）。",
-        "en": "This checkpoint has no HF weights yet; exporting converts it first with verl.model_merger (CPU is fine).",
+        "zh": "该 verl 检查点还没有 HF 权重；导出时会先用 verl.model_merger 转换（CPU 即可，结果会缓存）。",
+        "en": "This verl checkpoint has no HF weights yet; exporting converts it first with verl.model_merger "
+        "(CPU is fine; the conversion is cached).",
+    },
+    "surgery.ckpt.needs_convert_lora": {
+        "zh": "该 verl LoRA 检查点还没有 HF 权重；导出时会先用 verl.model_merger 转换，再用 peft 把适配器合并进基座。",
+        "en": "This verl LoRA checkpoint has no HF weights yet; exporting converts it with verl.model_merger, then "
+        "merges the adapter into the base with peft.",
+    },
+    "surgery.ckpt.export_adapter": {
+        "zh": "该检查点只含 LoRA 适配器（TRL）；导出时会用 peft 把它合并进 adapter_config.json 记录的基座模型。",
+        "en": "This checkpoint holds only a LoRA adapter (TRL); exporting merges it with peft into the base model "
+        "named in its adapter_config.json.",
+    },
+    "surgery.ckpt.unknown_format": {
+        "zh": "无法识别该检查点的格式（既不是 verl 检查点、HF 模型，也不是 LoRA 适配器），不能导出。",
+        "en": "This checkpoint's format is not recognised (not a verl checkpoint, an HF model or a LoRA adapter); "
+        "it cannot be exported.",
+    },
+    "surgery.compatible_pending": {
+        "zh": "已能检查的模型彼此兼容；尚未转换的 verl 检查点会在任务开始时先转换，再一起检查。",
+        "en": "The models that can be checked now are compatible; the verl checkpoints not converted yet are "
+        "converted when the task starts and checked then.",
+    },
+    # compatibility findings (platform_core/surgery/compat.py REASONS), by code
+    "surgery.reason.architecture": {
+        "zh": "架构不同：{a} 是 {arch_a}（{type_a}），{b} 是 {arch_b}（{type_b}）",
+        "en": "different architecture: {a} is {arch_a} ({type_a}), {b} is {arch_b} ({type_b})",
+    },
+    "surgery.reason.missing_tensors": {
+        "zh": "张量不同：{other} 缺少 {first} 中的 {count} 个张量（如 {names}）",
+        "en": "different tensors: {other} lacks {names}{more} (which {first} has)",
+    },
+    "surgery.reason.extra_tensors": {
+        "zh": "张量不同：{other} 多出 {first} 没有的 {count} 个张量（如 {names}）",
+        "en": "different tensors: {other} has {names}{more}, which {first} has not",
+    },
+    "surgery.reason.shape": {
+        "zh": "{name} 的形状不同：{first} 为 {shape_a}，{other} 为 {shape_b}",
+        "en": "different shape for {name}: {first} has {shape_a}, {other} has {shape_b}",
+    },
+    "surgery.reason.tokenizer": {
+        "zh": "分词器不同：{a} 与 {b} 的词表不一致（分词器文件不同）",
+        "en": "different tokenizer: {a} and {b} have different vocabularies (tokenizer files differ)",
+    },
+    "surgery.reason.no_tokenizer": {
+        "zh": "{lacks} 没有分词器文件；将使用 {has} 的分词器",
+        "en": "{lacks} has no tokenizer files; the tokenizer of {has} is used",
+    },
+    "surgery.reason.dtype": {
+        "zh": "{a} 的精度是 {dtype_a}，{b} 是 {dtype_b}；结果采用第一个模型的精度",
+        "en": "{a} is {dtype_a} and {b} is {dtype_b}; the result takes the first's dtype",
+    },
+    "surgery.reason.pending_conversion": {
+        "zh": "{path} 是尚未转换为 Hugging Face 格式的 verl 检查点；任务会先转换它（结果缓存），转换后再检查",
+        "en": "{path} is a verl checkpoint not converted to Hugging Face format yet; the task converts it first "
+        "(cached) and checks it then",
     },
 }

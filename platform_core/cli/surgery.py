@@ -51,7 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lora.set_defaults(handler=cmd_lora)
 
     convert = sub.add_parser("convert", help="convert a verl FSDP checkpoint to HF (verl.model_merger), cached")
-    convert.add_argument("--checkpoint", required=True, metavar="DIR", help="a global_step_N directory")
+    convert.add_argument(
+        "--checkpoint",
+        required=True,
+        nargs="+",
+        metavar="DIR",
+        help="global_step_N directories; several are converted one after the other in one task (into the cache)",
+    )
     convert.add_argument("--out", help="write into models/OUT and register it (default: the workspace cache)")
     convert.add_argument("--adapter-only", action="store_true", help="LoRA runs: keep the adapter unmerged")
     convert.add_argument("--overwrite", action="store_true")
@@ -71,7 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     select.set_defaults(handler=cmd_select)
 
     export = sub.add_parser("export", help="copy an HF model or a checkpoint into models/NAME and register it")
-    export.add_argument("--source", required=True, metavar="DIR", help="an HF model dir or a verl checkpoint")
+    export.add_argument(
+        "--source",
+        required=True,
+        metavar="DIR",
+        help="an HF model dir, a verl checkpoint (converted first) or a LoRA adapter dir (merged into its base)",
+    )
     export.add_argument("--name", required=True)
     export.add_argument("--overwrite", action="store_true")
     export.add_argument("--no-wait", action="store_true", help="print the task id and return")
@@ -161,10 +172,15 @@ def cmd_lora(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from platform_core.surgery.convert import start_convert
+    from platform_core.errors import InvalidInput
+    from platform_core.surgery.convert import start_convert, start_convert_many
 
     platform = platform_for(args)
-    task_id = start_convert(platform, args.checkpoint, args.out, not args.adapter_only, args.overwrite)
+    if len(args.checkpoint) > 1:
+        if args.out or args.adapter_only:
+            raise InvalidInput("convert: --out and --adapter-only take a single --checkpoint")
+        return _finish(args, platform, start_convert_many(platform, args.checkpoint))
+    task_id = start_convert(platform, args.checkpoint[0], args.out, not args.adapter_only, args.overwrite)
     return _finish(args, platform, task_id)
 
 

@@ -26,10 +26,11 @@ from platform_core.surgery.compat import (
     SIDE_FILES,
     SINGLE_FILE,
     TensorInfo,
-    require_compatible,
-    resolve_model_dir,
+    check_ready,
+    resolve_inputs,
     tensor_index,
 )
+from platform_core.surgery.convert import convert_pending
 from platform_core.surgery.output import building, copy_side_files, register_output, resolve_output
 from platform_core.tasks import TaskContext, submit_task, task_kind
 
@@ -205,22 +206,25 @@ def plan_average(
     """
     if len(checkpoints) < 2:
         raise InvalidInput(f"checkpoints: at least two are needed to average, got {len(checkpoints)}")
-    dirs = [resolve_model_dir(platform, c, f"checkpoint {i + 1}") for i, c in enumerate(checkpoints)]
+    dirs, pending, pending_notes = resolve_inputs(
+        platform, list(checkpoints), [f"checkpoint {i + 1}" for i in range(len(checkpoints))]
+    )
     repeated = sorted({str(d) for d in dirs if dirs.count(d) > 1})
     if repeated:
         raise InvalidInput(f"checkpoints: {repeated[0]} is listed more than once")
     weights = average_weights(len(dirs), mode, decay)
-    report = require_compatible(dirs)
+    report = check_ready(dirs, pending)
     target = resolve_output(platform, out, overwrite, inputs=dirs)
     return {
         "checkpoints": [str(d) for d in dirs],
+        "convert": [str(p) for p in pending.values()],
         "mode": mode,
         "decay": float(decay) if mode == "ema" else None,
         "weights": weights,
         "out": str(target),
         "overwrite": bool(overwrite),
         "shard_bytes": parse_size(shard_size),
-        "notes": report["notes"],
+        "notes": pending_notes + report["notes"],
     }
 
 
@@ -241,7 +245,15 @@ def start_average(
 
 @task_kind("surgery.average")
 def average_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Average checkpoints into a new registered model (params from `plan_average`)."""
+    """Average checkpoints into a new registered model (params from `plan_average`).
+
+    verl checkpoints not converted yet are converted first (cached, one after the other), then the whole request
+    is checked again on the converted models.
+    """
+    start = 0.0
+    if params.get("convert"):
+        convert_pending(ctx, params["convert"], 0.0, 0.5)
+        start = 0.5
     plan = plan_average(
         ctx.platform,
         params["checkpoints"],
@@ -251,6 +263,8 @@ def average_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
         params.get("overwrite", False),
         params.get("shard_bytes", DEFAULT_SHARD_BYTES),
     )
+    if plan["convert"]:
+        raise InvalidInput(f"checkpoints: {plan['convert'][0]} is still not converted after its conversion")
     out = Path(plan["out"])
     for path, weight in zip(plan["checkpoints"], plan["weights"], strict=True):
         ctx.log(f"{weight:.4f}  {path}")
@@ -262,7 +276,7 @@ def average_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
             staging,
             plan["weights"],
             plan["shard_bytes"],
-            progress=lambda f, m: ctx.progress(0.98 * f, m),
+            progress=lambda f, m: ctx.progress(start + (0.98 - start) * f, m),
         )
     ctx.log(f"wrote {stats['tensors']} tensors in {stats['shards']} shard(s), {stats['total_size'] / 1e6:.1f} MB")
     recipe = {

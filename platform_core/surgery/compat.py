@@ -43,6 +43,46 @@ FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
+# English text of the compatibility findings; the page translates them by code (app/i18n/surgery.py
+# "surgery.reason.<code>"), the CLI prints the English text.
+REASONS = {
+    "architecture": "different architecture: {a} is {arch_a} ({type_a}), {b} is {arch_b} ({type_b})",
+    "missing_tensors": "different tensors: {other} lacks {names}{more} (which {first} has)",
+    "extra_tensors": "different tensors: {other} has {names}{more}, which {first} has not",
+    "shape": "different shape for {name}: {first} has {shape_a}, {other} has {shape_b}",
+    "tokenizer": "different tokenizer: {a} and {b} have different vocabularies (tokenizer files differ)",
+    "no_tokenizer": "{lacks} has no tokenizer files; the tokenizer of {has} is used",
+    "dtype": "{a} is {dtype_a} and {b} is {dtype_b}; the result takes the first's dtype",
+    "pending_conversion": (
+        "{path} is a verl checkpoint not converted to Hugging Face format yet; the task converts it first (cached) "
+        "and checks it then"
+    ),
+}
+
+
+class SurgeryReason(str):
+    """The English text of a compatibility finding, carrying its code and values so that the UI can translate it."""
+
+    code: str
+    params: dict[str, str]
+
+    def __new__(cls, code: str, **params: Any) -> SurgeryReason:
+        values = {k: str(v) for k, v in params.items()}
+        reason = super().__new__(cls, REASONS[code].format(**values))
+        reason.code, reason.params = code, values
+        return reason
+
+    def record(self) -> dict[str, Any]:
+        return {"code": self.code, "params": self.params}
+
+    def __reduce__(self):  # copy, deepcopy and pickle rebuild it from its code and values, not from its text
+        return (_surgery_reason, (self.code, self.params))
+
+
+def _surgery_reason(code: str, params: dict[str, str]) -> SurgeryReason:
+    return SurgeryReason(code, **params)
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """Where one tensor lives: its safetensors dtype code (F32, BF16, ...), shape and file."""
@@ -184,9 +224,9 @@ def describe_model(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def _names(names: list[str], shown: int = 3) -> str:
-    text = ", ".join(names[:shown])
-    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+def _names(names: list[str], shown: int = 3) -> dict[str, Any]:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return {"names": ", ".join(names[:shown]), "more": more, "count": len(names)}
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -195,19 +235,23 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def compare_tensors(
     first: Path, first_tensors: dict[str, TensorInfo], other: Path, other_tensors: dict[str, TensorInfo]
-) -> str | None:
+) -> SurgeryReason | None:
     """Return why two models' tensors differ (names, then shapes, naming the first such tensor), or None."""
     missing = [n for n in first_tensors if n not in other_tensors]
     if missing:
-        return f"different tensors: {other} lacks {_names(missing)} (which {first} has)"
+        return SurgeryReason("missing_tensors", other=other, first=first, **_names(missing))
     extra = [n for n in other_tensors if n not in first_tensors]
     if extra:
-        return f"different tensors: {other} has {_names(extra)}, which {first} has not"
+        return SurgeryReason("extra_tensors", other=other, first=first, **_names(extra))
     for name, info in first_tensors.items():
         if other_tensors[name].shape != info.shape:
-            return (
-                f"different shape for {name}: {first} has {_shape(info.shape)}, "
-                f"{other} has {_shape(other_tensors[name].shape)}"
+            return SurgeryReason(
+                "shape",
+                name=name,
+                first=first,
+                shape_a=_shape(info.shape),
+                other=other,
+                shape_b=_shape(other_tensors[name].shape),
             )
     return None
 
@@ -218,8 +262,8 @@ def check_compatible(model_dirs: list[Path]) -> dict[str, Any]:
     The report is {"ok", "problems": [reasons], "notes": [harmless differences], "models": [describe_model(...)]}.
     Each problem names the two models and the first tensor (or field) that differs.
     """
-    problems: list[str] = []
-    notes: list[str] = []
+    problems: list[SurgeryReason] = []
+    notes: list[SurgeryReason] = []
     described = [describe_model(Path(d)) for d in model_dirs]
     first = described[0]
     first_tensors = tensor_index(Path(first["path"]))
@@ -227,20 +271,27 @@ def check_compatible(model_dirs: list[Path]) -> dict[str, Any]:
         a, b = first["path"], other["path"]
         if (other["architecture"], other["model_type"]) != (first["architecture"], first["model_type"]):
             problems.append(
-                f"different architecture: {a} is {first['architecture']} ({first['model_type']}), "
-                f"{b} is {other['architecture']} ({other['model_type']})"
+                SurgeryReason(
+                    "architecture",
+                    a=a,
+                    arch_a=first["architecture"],
+                    type_a=first["model_type"],
+                    b=b,
+                    arch_b=other["architecture"],
+                    type_b=other["model_type"],
+                )
             )
             continue
         reason = compare_tensors(Path(a), first_tensors, Path(b), tensor_index(Path(b)))
         if reason:
             problems.append(reason)
         if first["tokenizer"] and other["tokenizer"] and first["tokenizer"] != other["tokenizer"]:
-            problems.append(f"different tokenizer: {a} and {b} have different vocabularies (tokenizer files differ)")
+            problems.append(SurgeryReason("tokenizer", a=a, b=b))
         elif bool(first["tokenizer"]) != bool(other["tokenizer"]):
             has, lacks = (a, b) if first["tokenizer"] else (b, a)
-            notes.append(f"{lacks} has no tokenizer files; the tokenizer of {has} is used")
+            notes.append(SurgeryReason("no_tokenizer", lacks=lacks, has=has))
         if other["dtype"] != first["dtype"]:
-            notes.append(f"{a} is {first['dtype']} and {b} is {other['dtype']}; the result takes the first's dtype")
+            notes.append(SurgeryReason("dtype", a=a, dtype_a=first["dtype"], b=b, dtype_b=other["dtype"]))
     return {"ok": not problems, "problems": problems, "notes": notes, "models": described}
 
 
@@ -248,42 +299,59 @@ def require_compatible(model_dirs: list[Path]) -> dict[str, Any]:
     """Return the compatibility report, raising InvalidInput with every reason when the models cannot be merged."""
     report = check_compatible(model_dirs)
     if not report["ok"]:
-        raise InvalidInput("these models cannot be merged: " + "; ".join(report["problems"]))
+        error = InvalidInput("these models cannot be merged: " + "; ".join(report["problems"]))
+        error.reasons = report["problems"]  # the findings with their codes, for a translated message
+        raise error
     return report
 
 
-def resolve_model_dir(platform: Platform, ref: str | int | os.PathLike, field: str = "model") -> Path:
-    """Return the HF model directory for a registered model (id or name), a local directory, or a verl checkpoint.
+def locate(platform: Platform, ref: str | int | os.PathLike, field: str = "model") -> Path:
+    """Return the absolute directory a user's reference names: a registered model (id or name), a path, or a name.
 
-    A relative path is looked up in the workspace models/ first. A verl FSDP checkpoint resolves to its HF
-    weights (saved by the trainer or converted earlier); an unconverted one or a LoRA adapter is refused with
-    what to do instead.
+    An absolute path is taken as is. A relative one is looked up as a registered model, then inside the workspace
+    models/ (`models/x` and `x` both name `<workspace>/models/x`), then from the current directory.
     """
-    from platform_core.surgery.convert import converted_form, find_verl_checkpoint
-
     text = os.fspath(ref).strip() if not isinstance(ref, int) else str(ref)
     if not text:
         raise InvalidInput(f"{field}: a model is required")
     check_path_text(text, field, allow_home=True)
     candidate = Path(text).expanduser()
-    path: Path | None = None
     if candidate.is_absolute():
         path = candidate
     else:
         row = platform.store.find_one("models", "name = ?", (text,)) or (
             platform.store.get("models", int(text)) if text.isdigit() else None
         )
+        models_root = platform.workspace.models
+        inside = Path(*candidate.parts[1:]) if len(candidate.parts) > 1 and candidate.parts[0] == "models" else None
         if row is not None:
             if row["location"] != "local":
                 raise InvalidInput(f"{field}: model {row['name']} is on {row['location']}, not on this machine")
             path = Path(row["path"])
-        elif (platform.workspace.models / candidate).exists():
-            path = platform.workspace.models / candidate
+        elif (models_root / candidate).exists():
+            path = models_root / candidate
+        elif inside is not None and (models_root / inside).exists():
+            path = models_root / inside
         else:
             path = candidate
     if not path.is_dir():
         raise NotFound(f"{field}: {text} is neither a registered model nor a directory on this machine")
-    path = path.resolve()
+    return path.resolve()
+
+
+def resolve_model_dir(
+    platform: Platform, ref: str | int | os.PathLike, field: str = "model", conversions: list[Path] | None = None
+) -> Path:
+    """Return the HF model directory for a registered model (id or name), a local directory, or a verl checkpoint.
+
+    A relative path is looked up in the workspace models/ first (see `locate`). A verl FSDP checkpoint resolves to
+    its HF weights (saved by the trainer or converted earlier). An unconverted one is refused, unless the caller
+    passes a `conversions` list: then its shard directory is appended there and the checkpoint directory is
+    returned (the caller converts it before reading it). A LoRA adapter is refused with what to do instead.
+    """
+    from platform_core.surgery.convert import converted_form, find_verl_checkpoint
+
+    path = locate(platform, ref, field)
     if is_adapter_dir(path):
         raise InvalidInput(
             f"{field}: {path} is a LoRA adapter (adapter_config.json), not a full model; merge it into its base "
@@ -293,6 +361,9 @@ def resolve_model_dir(platform: Platform, ref: str | int | os.PathLike, field: s
     if checkpoint is not None:
         converted = converted_form(platform, checkpoint)
         if converted is None:
+            if conversions is not None:
+                conversions.append(checkpoint)
+                return path
             raise InvalidInput(
                 f"{field}: {path} is a verl FSDP checkpoint that has not been converted to Hugging Face format yet; "
                 "convert it first (Checkpoints tab or `surgery convert`)"
@@ -300,3 +371,32 @@ def resolve_model_dir(platform: Platform, ref: str | int | os.PathLike, field: s
         path = converted
     read_config(path)
     return path
+
+
+def resolve_inputs(
+    platform: Platform, refs: list[Any], fields: list[str]
+) -> tuple[list[Path], dict[Path, Path], list[SurgeryReason]]:
+    """Resolve a task's input models, allowing verl checkpoints that still need converting.
+
+    Returns (directories, {directory: shard directory to convert first}, notes): a directory that is an
+    unconverted verl checkpoint stays the checkpoint's own directory until the task has converted it.
+    """
+    dirs: list[Path] = []
+    pending: dict[Path, Path] = {}
+    notes: list[SurgeryReason] = []
+    for ref, field in zip(refs, fields, strict=True):
+        conversions: list[Path] = []
+        path = resolve_model_dir(platform, ref, field, conversions=conversions)
+        dirs.append(path)
+        if conversions:
+            pending[path] = conversions[0]
+            notes.append(SurgeryReason("pending_conversion", path=path))
+    return dirs, pending, notes
+
+
+def check_ready(dirs: list[Path], pending: dict[Path, Path]) -> dict[str, Any]:
+    """`require_compatible` on the inputs that are HF models already (converted ones are checked by the task)."""
+    ready = [d for d in dirs if d not in pending]
+    if len(ready) >= 2:
+        return require_compatible(ready)
+    return {"ok": True, "problems": [], "notes": [], "models": [describe_model(d) for d in ready]}

@@ -36,6 +36,7 @@ from platform_core.surgery.output import discard, publish
 from platform_core.tasks import TaskContext, submit_task, task_kind
 
 STEP_DIR = re.compile(r"^(?:global_step_|checkpoint-)(\d+)$")
+ATTEMPT_DIR = re.compile(r"^attempt-(\d+)$")
 SHARD_GLOB = "model_world_size_*_rank_*.pt"
 MARKER = ".platform_conversion.json"
 
@@ -284,6 +285,20 @@ def read_metrics_jsonl(paths: list[Path | str]) -> dict[int, dict[str, float]]:
     return merged
 
 
+def metrics_files(output_dir: Path | str) -> list[Path]:
+    """Return a job's metrics files (`attempt-N/metrics.jsonl`) by attempt number, so later attempts win.
+
+    Sorted as numbers: attempt-10 comes after attempt-2 (a text sort would put it first and let attempt-2's
+    values overwrite attempt-10's in `read_metrics_jsonl`).
+    """
+    found = []
+    for path in Path(output_dir).glob("attempt-*/metrics.jsonl"):
+        match = ATTEMPT_DIR.match(path.parent.name)
+        if match and path.is_file():
+            found.append((int(match.group(1)), path))
+    return [path for _number, path in sorted(found)]
+
+
 def attach_metrics(checkpoints: list[dict[str, Any]], metrics: dict[int, dict[str, float]]) -> list[dict[str, Any]]:
     """Return the checkpoints with `metrics` set to what was logged at their exact step ({} when nothing was)."""
     return [{**c, "metrics": dict(metrics.get(int(c["step"]), {}))} for c in checkpoints]
@@ -330,4 +345,100 @@ def convert_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
         result["model_id"] = register_output(
             ctx.platform, Path(result["out"]), "export", {"method": "convert", "checkpoint": params["checkpoint"]}
         )
+    if params.get("full_model", True):
+        record_hf_path(ctx.platform, Path(params["checkpoint"]), Path(result["out"]), ctx.log)
     return result
+
+
+def job_checkpoint_row(platform: Platform, checkpoint: Path | str) -> dict[str, Any] | None:
+    """Return the jobs area's `checkpoints` row of a local checkpoint directory (or of its actor/), or None."""
+    path = Path(checkpoint).resolve()
+    step_dir = path.parent if path.name == "actor" else path
+    match = STEP_DIR.match(step_dir.name)
+    if not match:
+        return None
+    for row in platform.store.find("checkpoints", "step = ?", (int(match.group(1)),)):
+        if (row.get("location") or "local") != "local" or not row.get("path"):
+            continue
+        try:
+            if Path(row["path"]).expanduser().resolve() == step_dir:
+                return row
+        except OSError:
+            continue
+    return None
+
+
+def record_hf_path(
+    platform: Platform, checkpoint: Path | str, hf_dir: Path | str, log: Callable[[str], None] | None = None
+) -> int | None:
+    """Write `hf_dir` into `checkpoints.hf_path` of the job checkpoint at `checkpoint` (if it is one); return its id.
+
+    This is what `checkpoint:<id>` resolves to in evaluation (platform_core/evaluation/runs.py:resolve_model).
+    """
+    row = job_checkpoint_row(platform, checkpoint)
+    if row is None:
+        return None
+    platform.store.update("checkpoints", row["id"], hf_path=str(Path(hf_dir).resolve()))
+    if log:
+        log(f"checkpoint #{row['id']} (job #{row['job_id']}, step {row['step']}): Hugging Face model at {hf_dir}")
+    return row["id"]
+
+
+def convert_pending(
+    ctx: TaskContext, checkpoints: list[str | Path], start: float = 0.0, span: float = 1.0, full_model: bool = True
+) -> list[dict[str, Any]]:
+    """Convert verl checkpoints into their cache one after the other (one model in memory at a time).
+
+    Progress runs from `start` to `start + span`, one equal part per checkpoint; each finished conversion is
+    written into its job checkpoint's hf_path. Returns the results of `convert_verl_checkpoint`.
+    """
+    results = []
+    count = len(checkpoints)
+    for number, checkpoint in enumerate(checkpoints):
+        checkpoint = Path(checkpoint)
+        name = checkpoint.parent.name if checkpoint.name == "actor" else checkpoint.name
+        message = f"converting {name} ({number + 1}/{count}) with verl.model_merger"
+        ctx.progress(start + span * number / count, message)
+        ctx.log(message)
+        result = convert_verl_checkpoint(checkpoint, converted_dir(ctx.platform, checkpoint), ctx.log, full_model)
+        if full_model:
+            record_hf_path(ctx.platform, checkpoint, result["out"], ctx.log)
+        results.append({"checkpoint": str(checkpoint), **result})
+    ctx.progress(start + span, f"converted {count} checkpoint(s)")
+    return results
+
+
+def plan_convert_many(platform: Platform, checkpoints: list[str]) -> dict[str, Any]:
+    """Check a list of checkpoints to convert into the cache, one after the other; return the task parameters."""
+    from platform_core.security.validation import check_path_text
+
+    if not checkpoints:
+        raise InvalidInput("checkpoints: choose at least one checkpoint to convert")
+    found: list[str] = []
+    for value in checkpoints:
+        check_path_text(str(value), "checkpoint", allow_home=True)
+        source = Path(value).expanduser().resolve()
+        shards = find_verl_checkpoint(source)
+        if shards is None:
+            raise InvalidInput(
+                f"checkpoint: {source} is not a verl FSDP checkpoint (no fsdp_config.json or {SHARD_GLOB} in it or "
+                "in its actor/)"
+            )
+        if str(source) not in found:
+            found.append(str(source))
+    return {"checkpoints": found}
+
+
+def start_convert_many(platform: Platform, checkpoints: list[str]) -> int:
+    """Check the list, then start one "surgery.convert_many" task converting them in turn; return its id."""
+    params = plan_convert_many(platform, checkpoints)
+    return submit_task(
+        platform, "surgery.convert_many", f"Convert {len(params['checkpoints'])} checkpoints to HF", params
+    )
+
+
+@task_kind("surgery.convert_many")
+def convert_many_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Convert several verl checkpoints into the cache sequentially (params from `plan_convert_many`)."""
+    results = convert_pending(ctx, params["checkpoints"])
+    return {"converted": results, "outs": [r["out"] for r in results]}

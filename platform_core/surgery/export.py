@@ -1,5 +1,8 @@
 """Export: copy an HF model (a chosen checkpoint, converted if needed) into the workspace models/ and register it.
 
+A verl FSDP checkpoint is converted with verl's merger first (cached); a LoRA adapter directory (TRL's adapter-only
+`checkpoint-N`) is merged into its base with peft instead of being copied.
+
 The copy holds the safetensors weights (and their index), config.json, generation_config.json and the tokenizer,
 and nothing else (no optimizer state, no FSDP shards), so it can be the base of a new job or be evaluated.
 
@@ -15,9 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from platform_core.context import Platform
-from platform_core.security.validation import check_path_text
-from platform_core.surgery.compat import INDEX_FILE, SIDE_FILES, resolve_model_dir, weight_files
-from platform_core.surgery.convert import convert_verl_checkpoint, converted_dir, converted_form, find_verl_checkpoint
+from platform_core.surgery.compat import INDEX_FILE, SIDE_FILES, is_adapter_dir, locate, resolve_model_dir, weight_files
+from platform_core.surgery.convert import (
+    convert_verl_checkpoint,
+    converted_dir,
+    converted_form,
+    find_verl_checkpoint,
+    record_hf_path,
+)
 from platform_core.surgery.output import building, copy_side_files, register_output, resolve_output
 from platform_core.tasks import TaskContext, submit_task, task_kind
 
@@ -54,21 +62,45 @@ def export_model(
 
 
 def plan_export(platform: Platform, source: str, name: str, overwrite: bool = False) -> dict[str, Any]:
-    """Check an export before it runs; a verl checkpoint that is not converted yet is converted by the task."""
-    check_path_text(str(source), "source", allow_home=True)
-    path = Path(source).expanduser()
-    checkpoint = find_verl_checkpoint(path) if path.is_absolute() and path.is_dir() else None
+    """Check an export before it runs; return the task parameters.
+
+    `source` is an HF model directory, a registered model, a verl checkpoint (converted by the task first when it
+    is not yet; the conversion is cached) or a LoRA adapter directory such as TRL's `checkpoint-N` (merged into
+    its base with peft by the task). A relative path is taken from the workspace models/ or the current directory.
+    """
+    path = locate(platform, source, "source")
+    if is_adapter_dir(path):
+        from platform_core.surgery.lora import plan_lora_merge
+
+        lora = plan_lora_merge(platform, str(path), None, name, overwrite)
+        return {
+            "source": str(path),
+            "adapter": lora["adapter"],
+            "base": lora["base"],
+            "checkpoint": None,
+            "job_checkpoint": str(path),
+            "out": lora["out"],
+            "overwrite": bool(overwrite),
+        }
+    checkpoint = find_verl_checkpoint(path)
     if checkpoint is not None and converted_form(platform, checkpoint) is None:
         out = resolve_output(platform, name, overwrite, inputs=[path])
         return {
-            "source": str(path.resolve()),
+            "source": str(path),
             "checkpoint": str(checkpoint),
+            "job_checkpoint": str(path),
             "out": str(out),
             "overwrite": bool(overwrite),
         }
-    resolved = resolve_model_dir(platform, source, "source")
+    resolved = resolve_model_dir(platform, str(path), "source")
     out = resolve_output(platform, name, overwrite, inputs=[resolved])
-    return {"source": str(resolved), "checkpoint": None, "out": str(out), "overwrite": bool(overwrite)}
+    return {
+        "source": str(resolved),
+        "checkpoint": None,
+        "job_checkpoint": str(path),
+        "out": str(out),
+        "overwrite": bool(overwrite),
+    }
 
 
 def start_export(platform: Platform, source: str, name: str, overwrite: bool = False) -> int:
@@ -81,19 +113,38 @@ def start_export(platform: Platform, source: str, name: str, overwrite: bool = F
 
 @task_kind("surgery.export")
 def export_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Export a model (converting a verl checkpoint first when needed) and register it (params from plan_export)."""
-    source = params["source"]
-    if params.get("checkpoint"):
-        checkpoint = Path(params["checkpoint"])
-        ctx.progress(0.02, "converting the checkpoint with verl.model_merger")
-        source = convert_verl_checkpoint(checkpoint, converted_dir(ctx.platform, checkpoint), ctx.log)["out"]
+    """Export a model and register it (params from plan_export).
+
+    A verl checkpoint not converted yet is converted first (cached); a LoRA adapter is merged into its base with
+    peft. When the source is a job's checkpoint, its `checkpoints.hf_path` is set to the exported model.
+    """
+    from platform_core.surgery.lora import merge_adapter
+
     out = Path(params["out"])
-    model_id = export_model(
-        ctx.platform,
-        source,
-        str(out),
-        params.get("overwrite", False),
-        progress=lambda f, m: ctx.progress(0.5 + 0.45 * f, m),
-    )
+    source = params["source"]
+    if params.get("adapter"):
+        adapter, base = params["adapter"], params["base"]
+        resolve_output(ctx.platform, str(out), params.get("overwrite", False), inputs=[Path(adapter), Path(base)])
+        ctx.log(f"merging the LoRA adapter {adapter} into its base {base} with peft")
+        ctx.progress(0.1, "loading the base model and the adapter")
+        with building(ctx.platform, out) as staging:
+            merge_adapter(Path(base), Path(adapter), staging)
+        model_id = register_output(
+            ctx.platform, out, "export", {"method": "export", "source": adapter, "adapter": adapter, "base": base}
+        )
+    else:
+        if params.get("checkpoint"):
+            checkpoint = Path(params["checkpoint"])
+            ctx.progress(0.02, "converting the checkpoint with verl.model_merger")
+            source = convert_verl_checkpoint(checkpoint, converted_dir(ctx.platform, checkpoint), ctx.log)["out"]
+        model_id = export_model(
+            ctx.platform,
+            source,
+            str(out),
+            params.get("overwrite", False),
+            progress=lambda f, m: ctx.progress(0.5 + 0.45 * f, m),
+        )
     ctx.log(f"exported {source} -> {out} (model #{model_id})")
+    if params.get("job_checkpoint"):
+        record_hf_path(ctx.platform, params["job_checkpoint"], out, ctx.log)
     return {"out": str(out), "model_id": model_id, "source": source}

@@ -30,7 +30,8 @@ from typing import Any
 
 from platform_core.context import Platform
 from platform_core.errors import InvalidInput
-from platform_core.surgery.compat import require_compatible, resolve_model_dir, weight_files
+from platform_core.surgery.compat import check_ready, resolve_inputs, weight_files
+from platform_core.surgery.convert import convert_pending
 from platform_core.surgery.output import building, copy_tokenizer, register_output, resolve_output
 from platform_core.tasks import TaskContext, submit_task, task_kind
 
@@ -143,11 +144,13 @@ def plan_merge(
         raise InvalidInput(f"models: a merge needs at least two models, got {len(models)}")
     if dtype not in (None, "", *DTYPES):
         raise InvalidInput(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
-    dirs = [resolve_model_dir(platform, m, f"model {i + 1}") for i, m in enumerate(models)]
+    dirs, pending, pending_notes = resolve_inputs(
+        platform, list(models), [f"model {i + 1}" for i in range(len(models))]
+    )
     repeated = sorted({str(d) for d in dirs if dirs.count(d) > 1})
     if repeated:
         raise InvalidInput(f"models: {repeated[0]} is listed more than once")
-    notes: list[str] = []
+    notes: list[str] = list(pending_notes)
     if base and method not in NEEDS_BASE:
         notes.append(f"{method} uses no separate base model; the base given ({base}) is ignored")
         base = None
@@ -163,7 +166,10 @@ def plan_merge(
         if method in NEEDS_BASE:
             if not base:
                 raise InvalidInput(f"base model: {method} needs the base model the others were fine-tuned from")
-            base_dir = resolve_model_dir(platform, base, "base model")
+            (base_dir,), base_pending, base_notes = resolve_inputs(platform, [base], ["base model"])
+            if base_dir not in pending:
+                pending.update(base_pending)
+                notes += base_notes
             if base_dir in dirs:
                 at = dirs.index(base_dir)
                 dirs.pop(at)
@@ -175,7 +181,7 @@ def plan_merge(
             density = _fraction(density, "density", low_open=True)
         final_weights = normalise_weights(given_weights, len(dirs), normalise=method in NORMALISED)
     everything = ([base_dir] if base_dir and base_dir not in dirs else []) + dirs
-    report = require_compatible(everything)
+    report = check_ready(everything, pending)
     notes += report["notes"]
     target = resolve_output(platform, out, overwrite, inputs=everything)
     config = build_config(
@@ -201,6 +207,7 @@ def plan_merge(
         "overwrite": bool(overwrite),
         "config": config,
         "notes": notes,
+        "convert": [str(pending[d]) for d in everything if d in pending],
     }
 
 
@@ -234,6 +241,7 @@ def task_params(plan: dict[str, Any]) -> dict[str, Any]:
         "overwrite": plan["overwrite"],
         "seed": plan["seed"],
         "dtype": plan["dtype"],
+        "convert": plan["convert"],
     }
 
 
@@ -278,9 +286,11 @@ class _LogToTask(logging.Handler):
         self.ctx.log(f"mergekit {record.levelname.lower()}: {record.getMessage()}")
 
 
-def _progress_reporter(ctx: TaskContext) -> Callable[[str, int, int], None]:
+def _progress_reporter(ctx: TaskContext, offset: float = 0.0) -> Callable[[str, int, int], None]:
+    """Map mergekit's stages onto [offset, 0.95] of the task's progress (offset: share spent converting inputs)."""
     last = {"at": 0.0}
     stages = {"Warmup loader cache": (0.02, 0.08), "Executing graph": (0.1, 0.85)}
+    scale = 1.0 - offset
 
     def report(desc: str, n: int, total: int) -> None:
         start, span = stages.get(desc, (None, None))
@@ -288,7 +298,7 @@ def _progress_reporter(ctx: TaskContext) -> Callable[[str, int, int], None]:
         if start is None or (now - last["at"] < 0.3 and n < total):
             return
         last["at"] = now
-        ctx.progress(start + span * n / max(total, 1), f"{desc} {n}/{total}")
+        ctx.progress(offset + scale * (start + span * n / max(total, 1)), f"{desc} {n}/{total}")
 
     return report
 
@@ -299,6 +309,7 @@ def run_mergekit(
     seed: int,
     ctx: TaskContext | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
+    progress_offset: float = 0.0,
 ) -> None:
     """Run mergekit's `run_merge` into `out_dir` in this process (call it from a fresh process: see module doc)."""
     from mergekit.config import MergeConfiguration
@@ -312,7 +323,7 @@ def run_mergekit(
     if ctx is None:
         run_merge(merge_config, str(out_dir), options=options)
         return
-    stream = TqdmProgress(_progress_reporter(ctx), ctx.log)
+    stream = TqdmProgress(_progress_reporter(ctx, progress_offset), ctx.log)
     handler = _LogToTask(ctx)
     logger = logging.getLogger("mergekit")
     logger.addHandler(handler)
@@ -331,17 +342,28 @@ def run_mergekit(
 
 @task_kind("surgery.merge")
 def merge_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Run a checked merge into a new registered model (params: the request fields of `plan_merge`)."""
+    """Run a checked merge into a new registered model (params: the request fields of `plan_merge`).
+
+    verl checkpoints not converted yet are converted first (cached, one after the other), then the whole request
+    is checked again on the converted models.
+    """
+    params = dict(params)
+    convert = params.pop("convert", None) or []
+    offset = 0.4 if convert else 0.0
+    if convert:
+        convert_pending(ctx, convert, 0.0, offset)
     plan = plan_merge(ctx.platform, **params)
+    if plan["convert"]:
+        raise InvalidInput(f"models: {plan['convert'][0]} is still not converted after its conversion")
     out = Path(plan["out"])
     ctx.log(f"method {plan['method']}; base {plan['base'] or '-'}")
     for path, weight in zip(plan["models"], plan["weights"] or [None] * len(plan["models"]), strict=True):
         ctx.log(f"model {path}" + (f" weight {weight:.4f}" if weight is not None else ""))
     for note in plan["notes"]:
         ctx.log(f"note: {note}")
-    ctx.progress(0.01, "starting mergekit")
+    ctx.progress(offset + 0.01, "starting mergekit")
     with building(ctx.platform, out) as staging:
-        run_mergekit(plan["config"], staging, plan["seed"], ctx)
+        run_mergekit(plan["config"], staging, plan["seed"], ctx, progress_offset=offset)
         donors = [Path(plan["base"])] if plan["base"] else []
         copied = copy_tokenizer(donors + [Path(m) for m in plan["models"]], staging)
         if copied:

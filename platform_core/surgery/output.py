@@ -25,11 +25,17 @@ def resolve_output(
 ) -> Path:
     """Return the absolute output directory inside the workspace models/, refusing unsafe or occupied places.
 
-    `out` is a name (`merged-a-b`, taken inside models/) or a path inside models/. An existing non-empty
-    directory is refused unless `overwrite`; an input model directory (or one containing it) is always refused.
+    `out` is a name (`merged-a-b`, taken inside models/), `models/<name>` (the same place: a leading `models/` of
+    a relative path names the workspace models/, not models/models/) or an absolute path inside models/. An
+    existing non-empty directory is refused unless `overwrite`; an input model directory (or one containing it) is
+    always refused.
     """
     models_root = platform.workspace.models.resolve()
-    path = platform.workspace.resolve(out, "output directory", areas=("models",))
+    text = os.fspath(out).strip()
+    relative = Path(text)
+    if not relative.is_absolute() and len(relative.parts) > 1 and relative.parts[0] == "models":
+        text = str(Path(*relative.parts[1:]))
+    path = platform.workspace.resolve(text, "output directory", areas=("models",))
     if path == models_root:
         raise InvalidInput(f"output directory: name a directory inside {models_root}, not the models folder itself")
     check_name(path.name, "output name")

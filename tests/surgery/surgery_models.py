@@ -191,3 +191,42 @@ def run_verl_sft(model_dir: Path, work: Path, steps: int = 3, save_freq: int = 2
     if code != 0:
         raise RuntimeError(f"verl SFT failed with exit code {code}:\n" + log.read_text()[-4000:])
     return checkpoints
+
+
+def record_job_checkpoints(platform, root: Path, fmt: str = "verl_fsdp") -> dict[int, int]:
+    """A job row and its `checkpoints` rows for the step directories under `root`, written the way the jobs area
+    writes them (platform_core/jobs/service.py:_record_checkpoints: path = "<output_dir>/checkpoints/<name>");
+    returns {step: checkpoint id}."""
+    import re
+    import time
+
+    now = time.time()
+    job_id = platform.store.insert(
+        "jobs",
+        {
+            "name": "surgery-test",
+            "algorithm": "sft",
+            "engine": "verl" if fmt.startswith("verl") else "trl",
+            "spec": {},
+            "output_dir": str(root.parent),
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    ids = {}
+    for child in sorted(root.iterdir()):
+        match = re.match(r"^(?:global_step_|checkpoint-)(\d+)$", child.name)
+        if match:
+            ids[int(match.group(1))] = platform.store.insert(
+                "checkpoints",
+                {
+                    "job_id": job_id,
+                    "step": int(match.group(1)),
+                    "path": f"{root}/{child.name}",
+                    "location": "local",
+                    "format": fmt,
+                    "size_bytes": 1,
+                    "created_at": now,
+                },
+            )
+    return ids

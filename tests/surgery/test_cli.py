@@ -128,3 +128,34 @@ def test_select_convert_and_export_a_real_checkpoint(tmp_path, verl_run):
     result = json.loads(exported.stdout)
     assert result["out"] == str((home / "models" / "sft-best").resolve()) and result["source"] == out
     assert torch.isfinite(logits(home / "models" / "sft-best")).all()
+
+
+def test_readme_paths_under_models_and_an_adapter_export(tmp_path, variants, demo_model_dir):
+    """`--models models/a models/b --out models/x` names the workspace models (not models/models/x), and a TRL
+    adapter-only checkpoint-N exports as a merged model instead of being refused."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    home = tmp_path / "ws"
+    for name in ("a", "b"):
+        shutil.copytree(variants[name], home / "models" / name)
+    merged = _cli(
+        home, "merge", "--method", "slerp", "--models", "models/a", "models/b", "--t", "0.3", "--out",
+        "models/ab-slerp", "--json",
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["out"] == str((home / "models" / "ab-slerp").resolve())
+    assert not (home / "models" / "models").exists()
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(demo_model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    adapter = tmp_path / "job" / "checkpoints" / "checkpoint-5"
+    peft_model.save_pretrained(adapter)
+    exported = _cli(home, "export", "--source", str(adapter), "--name", "trl-step5", "--json")
+    assert exported.returncode == 0, exported.stderr
+    out = json.loads(exported.stdout)["out"]
+    assert out == str((home / "models" / "trl-step5").resolve())
+    assert torch.isfinite(logits(home / "models" / "trl-step5")).all()

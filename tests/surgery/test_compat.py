@@ -85,3 +85,56 @@ def test_models_resolve_by_name_id_or_path(platform, demo_model_dir):
         resolve_model_dir(platform, "nope")
     with pytest.raises(InvalidInput, match="not allowed in a path"):
         resolve_model_dir(platform, "/tmp/x;rm -rf /")
+
+
+def test_findings_carry_a_code_translated_in_both_languages(demo_model_dir, misfits):
+    import copy
+    import pickle
+    import re
+    import string
+
+    from app.i18n import STRINGS
+    from platform_core.surgery.compat import REASONS, SurgeryReason
+
+    report = check_compatible([demo_model_dir, misfits["wider"]])
+    (problem,) = report["problems"]
+    assert isinstance(problem, SurgeryReason) and problem.code == "shape"
+    assert problem.params["name"].startswith("model.layers.0.mlp") and str(problem).startswith("different shape")
+    for clone in (copy.deepcopy(problem), pickle.loads(pickle.dumps(problem))):
+        assert clone == problem and clone.code == "shape" and clone.params == problem.params
+    for code, english in REASONS.items():
+        entry = STRINGS[f"surgery.reason.{code}"]
+        assert entry["en"] == english  # the CLI's text and the English UI agree
+        fields = {f for _, f, _, _ in string.Formatter().parse(english) if f}
+        zh_fields = {f for _, f, _, _ in string.Formatter().parse(entry["zh"]) if f}
+        assert zh_fields <= fields | {"count"}, code  # count: the tensor findings also carry the number
+        zh_text = re.sub(r"\{\w+\}", "", entry["zh"])
+        assert not any(word in zh_text for word in ("different", "lacks", "dtype", "the ")), code
+
+
+def test_a_leading_models_folder_names_the_workspace_models(platform, demo_model_dir):
+    from platform_core.surgery.output import resolve_output
+
+    inside = platform.workspace.models / "a"
+    shutil.copytree(demo_model_dir, inside)
+    assert resolve_model_dir(platform, "models/a") == inside.resolve()
+    assert resolve_model_dir(platform, "a") == inside.resolve()
+    with pytest.raises(NotFound, match="models/nothing is neither"):
+        resolve_model_dir(platform, "models/nothing")
+    models = platform.workspace.models.resolve()
+    assert resolve_output(platform, "models/x") == models / "x"  # not models/models/x
+    assert resolve_output(platform, "x") == models / "x"
+    assert resolve_output(platform, "models/group/x") == models / "group" / "x"
+    with pytest.raises(InvalidInput, match="must not contain '..'"):
+        resolve_output(platform, "models/../x")
+    with pytest.raises(InvalidInput, match="would overwrite the input"):
+        resolve_output(platform, "models/a", overwrite=True, inputs=[inside])
+
+
+def test_a_refusal_carries_its_findings_for_translation(demo_model_dir, misfits):
+    from platform_core.surgery.compat import require_compatible
+
+    with pytest.raises(InvalidInput, match="cannot be merged: different architecture") as caught:
+        require_compatible([demo_model_dir, misfits["llama"]])
+    assert [r.code for r in caught.value.reasons] == ["architecture"]
+    assert caught.value.reasons[0].params["arch_b"] == "LlamaForCausalLM"

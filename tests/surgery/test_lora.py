@@ -81,3 +81,40 @@ def test_an_adapter_whose_base_is_unknown_asks_for_it(platform, adapter, tmp_pat
         plan_lora_merge(platform, str(moved), out="x")
     with pytest.raises(InvalidInput, match="not a LoRA adapter"):
         plan_lora_merge(platform, str(tmp_path), out="x")
+
+
+def test_export_merges_an_adapter_checkpoint_and_links_it_to_the_job_checkpoint(
+    platform, adapter, demo_model_dir, tmp_path
+):
+    """A TRL LoRA run saves adapter-only checkpoint-N folders: export merges them into the base (no refusal)."""
+    from peft import PeftModel
+    from surgery_models import record_job_checkpoints
+    from transformers import AutoModelForCausalLM
+
+    from platform_core.evaluation.runs import resolve_model
+    from platform_core.surgery.export import plan_export
+
+    ids = record_job_checkpoints(platform, adapter.parent, fmt="hf_lora")
+    plan = plan_export(platform, str(adapter), "models/trl-lora-step8")
+    assert plan["adapter"] == str(adapter.resolve()) and plan["base"] == str(demo_model_dir.resolve())
+    out = platform.workspace.models.resolve() / "trl-lora-step8"
+    assert plan["out"] == str(out)
+    task_id = create_task(platform, "surgery.export", "export", plan)
+    assert execute_task(platform, task_id)["state"] == "completed"
+    assert not (out / "adapter_config.json").exists() and (out / "config.json").is_file()
+
+    base = AutoModelForCausalLM.from_pretrained(demo_model_dir, dtype=torch.float32)
+    merged_by_peft = PeftModel.from_pretrained(base, str(adapter)).eval().merge_and_unload()
+    reference = tmp_path / "merged-by-peft"
+    merged_by_peft.save_pretrained(reference)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(demo_model_dir / name, reference / name)
+    torch.testing.assert_close(logits(out), logits(reference), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(logits(out), logits(demo_model_dir), atol=1e-3)
+
+    row = platform.store.find_one("models", "path = ?", (str(out),))
+    assert row["source"] == "export" and row["meta"]["surgery"]["adapter"] == str(adapter.resolve())
+    # the job's checkpoint row now points at the exported model, so `checkpoint:<id>` can be evaluated
+    checkpoint_id = ids[8]
+    assert platform.store.get("checkpoints", checkpoint_id)["hf_path"] == str(out)
+    assert resolve_model(platform, f"checkpoint:{checkpoint_id}") == (f"checkpoint:{checkpoint_id}", str(out))

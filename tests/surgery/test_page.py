@@ -40,8 +40,34 @@ def test_merge_form_shows_compatibility_before_running(platform, variants, misfi
     expected = "模型兼容" if lang == "zh" else "Compatible: same architecture"
     assert any(expected in s.value for s in at.success)
     at.multiselect(key="merge_registered").set_value([str(variants["a"]), str(misfits["wider"])]).run()
-    assert any("different shape for model.layers.0.mlp" in e.value for e in at.error)
+    # the reason is translated from its code and values (English text only in the English UI)
+    errors = "\n".join(e.value for e in at.error)
+    if lang == "zh":
+        assert "model.layers.0.mlp" in errors and "的形状不同" in errors and "different shape" not in errors
+    else:
+        assert "different shape for model.layers.0.mlp" in errors
     assert platform.store.count("tasks") == 0
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_dtype_note_is_shown_in_the_page_language(platform, variants, tmp_path, lang):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    half = tmp_path / "a-bf16"
+    AutoModelForCausalLM.from_pretrained(variants["a"], dtype=torch.bfloat16).save_pretrained(half)
+    shutil.copy(variants["a"] / "tokenizer.json", half / "tokenizer.json")
+    register_model(platform, variants["b"], name="b")
+    register_model(platform, half, name="a-bf16")
+    at = _page(lang)
+    at.selectbox(key="merge_method").set_value("linear").run()
+    at.multiselect(key="merge_registered").set_value([str(variants["b"]), str(half)]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = "\n".join(c.value for c in at.caption)
+    if lang == "zh":
+        assert "的精度是 F32" in captions and "BF16" in captions and "takes the first" not in captions
+    else:
+        assert "is F32 and" in captions and "is BF16; the result takes the first's dtype" in captions
 
 
 def test_average_and_checkpoint_tabs_show_weights_and_the_pick(platform, fine_tunes, tmp_path):

@@ -75,3 +75,18 @@ def test_checkpoints_of_a_directory_get_the_metrics_logged_at_their_step(tmp_pat
     assert with_metrics[0]["metrics"] == {"train/loss": 2.0, "val/loss": 1.5}
     assert with_metrics[1]["metrics"] == {"train/loss": 1.0, "val/loss": 1.2}
     assert select_checkpoint(with_metrics, "lowest_val_loss")[0]["step"] == 10
+
+
+def test_metrics_files_are_in_attempt_order_so_the_latest_attempt_wins(tmp_path):
+    from platform_core.surgery.convert import metrics_files
+
+    for attempt, loss in ((1, 3.0), (2, 2.0), (10, 1.0)):
+        folder = tmp_path / f"attempt-{attempt}"
+        folder.mkdir()
+        (folder / "metrics.jsonl").write_text(json.dumps({"step": 5, "data": {"val/loss": loss}}) + "\n")
+    (tmp_path / "attempt-x").mkdir()
+    (tmp_path / "attempt-x" / "metrics.jsonl").write_text("")
+    files = metrics_files(tmp_path)
+    assert [f.parent.name for f in files] == ["attempt-1", "attempt-2", "attempt-10"]
+    assert sorted(str(f) for f in files)[1].endswith("attempt-10/metrics.jsonl")  # what a text sort would give
+    assert read_metrics_jsonl(files)[5]["val/loss"] == 1.0  # attempt-10's value, not attempt-2's
