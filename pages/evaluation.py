@@ -13,7 +13,7 @@ from app.widgets import show_error, state_badge, state_label, task_panel
 from platform_core import settings
 from platform_core.connections import list_connections
 from platform_core.errors import PlatformError
-from platform_core.evaluation.compare import compare_runs, compare_to_baseline
+from platform_core.evaluation.compare import compare_runs, compare_to_baseline, disagreement_metrics, prediction_text
 from platform_core.evaluation.datasets_adapter import add_eval_dataset_upload, eval_type_of, list_eval_datasets
 from platform_core.evaluation.evaltypes import DEFAULT_METRICS, EVAL_TYPES
 from platform_core.evaluation.runs import (
@@ -190,12 +190,20 @@ def samples_frame(samples: list[dict], keys: list[str]) -> pd.DataFrame:
                 t("evaluation.col.category"): s["category"],
                 t("evaluation.col.prompt"): s["prompt"],
                 t("evaluation.col.reference"): s["reference"],
-                t("evaluation.col.prediction"): (s["predictions"] or [""])[0],
+                t("evaluation.col.prediction"): prediction_text(s["predictions"]),
                 **{key: s["scores"].get(key) for key in keys},
             }
             for s in samples
         ]
     )
+
+
+def sample_matches(sample: dict, categories: list[str], search: str) -> bool:
+    """The category filter and the search box (prompt, reference and every prediction, case-insensitive)."""
+    if categories and sample["category"] not in categories:
+        return False
+    text = " ".join([sample["prompt"], str(sample["reference"]), *sample["predictions"]])
+    return not search or search.strip().lower() in text.lower()
 
 
 def samples_section(run: dict, samples: list[dict]) -> None:
@@ -211,18 +219,14 @@ def samples_section(run: dict, samples: list[dict]) -> None:
         placeholder=t("common.choose"),
     )
     search = c2.text_input(t("evaluation.detail.search"), key=f"sample_search_{run['id']}")
-    shown = [
-        s for s in samples
-        if (not chosen or s["category"] in chosen)
-        and (not search or search.lower() in (s["prompt"] + " ".join(s["predictions"])).lower())
-    ]  # fmt: skip
+    shown = [s for s in samples if sample_matches(s, chosen, search)]  # the filters apply to the error view too
     st.dataframe(samples_frame(shown, keys), hide_index=True, width="stretch")
 
     st.subheader(t("evaluation.detail.errors"))
     binary = [k for k in keys if summary["binary"].get(k)] or keys
     key = st.selectbox(t("evaluation.detail.error_metric"), binary, key=f"error_metric_{run['id']}")
     full = 1.0 * (summary["scales"].get(key) or 1.0)
-    wrong = [s for s in samples if (s["scores"].get(key) or 0.0) < full and (not chosen or s["category"] in chosen)]
+    wrong = [s for s in shown if (s["scores"].get(key) or 0.0) < full]
     if not wrong:
         st.success(t("evaluation.detail.no_errors"))
         return
@@ -431,7 +435,11 @@ def runs_tab() -> None:
 
 def compare_section(run_ids: list[int]) -> None:
     try:
-        result = compare_runs(platform, run_ids)
+        keys, default = disagreement_metrics(platform, run_ids)
+        metric = st.selectbox(
+            t("evaluation.compare.disagreement_metric"), keys, index=keys.index(default), key="cmp_disagree_metric"
+        )
+        result = compare_runs(platform, run_ids, metric if metric in keys else default)
     except PlatformError as exc:
         show_error(exc)
         return

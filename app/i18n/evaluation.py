@@ -139,7 +139,10 @@ STRINGS = {
     "evaluation.detail.not_significant": {"zh": "不显著", "en": "not significant"},
     "evaluation.detail.samples": {"zh": "评估样本", "en": "Samples"},
     "evaluation.detail.filter_category": {"zh": "按类别筛选", "en": "Filter by category"},
-    "evaluation.detail.search": {"zh": "搜索问题或回答", "en": "Search prompts and answers"},
+    "evaluation.detail.search": {
+        "zh": "搜索问题、参考答案或回答（也筛选错误样本）",
+        "en": "Search prompts, references and answers (filters the errors too)",
+    },
     "evaluation.detail.errors": {"zh": "错误样本分析", "en": "Errors"},
     "evaluation.detail.error_metric": {"zh": "按哪个指标判错", "en": "Wrong according to"},
     "evaluation.detail.no_errors": {"zh": "没有错误样本。", "en": "No wrong answers."},
@@ -164,6 +167,10 @@ STRINGS = {
     "evaluation.compare.items": {"zh": "共同题目：{items} 条", "en": "Items in common: {items}"},
     "evaluation.compare.per_category": {"zh": "各类别表现", "en": "Per category"},
     "evaluation.compare.versus_first": {"zh": "与 {name} 相比", "en": "Against {name}"},
+    "evaluation.compare.disagreement_metric": {
+        "zh": "按哪个指标找出结论不同的样本",
+        "en": "Disagreements according to",
+    },
     "evaluation.compare.disagreements": {
         "zh": "模型结论不同的样本（{metric}）：{count} 条",
         "en": "Items where the models disagree on {metric}: {count}",

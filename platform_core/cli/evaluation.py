@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--backend", choices=["auto", "vllm", "transformers"])
     run.add_argument("--chat-template", choices=["auto", "on", "off"], dest="chat_template")
     run.add_argument("--stop", action="append", help="a stop string (repeatable)")
+    run.add_argument(
+        "--code-timeout", type=float, dest="code_timeout_s", help="code sets: seconds per program in the sandbox (5)"
+    )
+    run.add_argument(
+        "--code-memory", type=int, dest="code_memory_mb", help="code sets: memory limit per program in MiB (1024)"
+    )
     run.add_argument("--target", default="local", help="local or ssh:<connection>")
     run.add_argument("--wait", action="store_true", help="wait for the run and print its results")
     run.add_argument("--timeout", type=float, default=3600)
@@ -163,7 +169,8 @@ def cmd_run(args) -> int:
 
     platform = platform_for(args)
     gen = {k: getattr(args, k) for k in ("max_new_tokens", "temperature", "top_p", "samples", "seed", "batch_size",
-                                         "backend", "chat_template", "stop")}  # fmt: skip
+                                         "backend", "chat_template", "stop", "code_timeout_s",
+                                         "code_memory_mb")}  # fmt: skip
     run_id = create_run(platform, args.name, args.model, args.dataset, _metrics(args.metrics), gen, args.target, args.k)
     task_id = start_run(platform, run_id)
     return _wait_and_report(platform, args, run_id, task_id)

@@ -129,6 +129,22 @@ def compare_to_baseline(platform: Platform, run_id: int, baseline_id: int, alpha
     return result
 
 
+def prediction_text(predictions: list[str]) -> str:
+    """An item's predictions as one text: the prediction itself, or "[1] ... | [2] ..." when there are several."""
+    if len(predictions) <= 1:
+        return (predictions or [""])[0]
+    return " | ".join(f"[{number}] {text}" for number, text in enumerate(predictions, start=1))
+
+
+def disagreement_metrics(platform: Platform, run_ids: list[int]) -> tuple[list[str], str]:
+    """The metric keys all the runs scored and the default one for disagreements (the first 0/1 metric)."""
+    runs = [_scored(platform, run_id)[0] for run_id in run_ids]
+    keys = _common_keys(runs)
+    if not keys:
+        raise InvalidInput("the runs have no metric in common")
+    return keys, _disagreement_key(keys, runs, None)
+
+
 def _disagreement_key(keys: list[str], runs: list[dict[str, Any]], metric: str | None) -> str:
     if metric:
         if metric not in keys:
@@ -182,7 +198,7 @@ def compare_runs(
                     "category": sample["category"],
                     "prompt": sample["prompt"],
                     "reference": sample["reference"],
-                    "predictions": {run["id"]: (s[item_id]["predictions"] or [""])[0] for run, s in loaded},
+                    "predictions": {run["id"]: prediction_text(s[item_id]["predictions"]) for run, s in loaded},
                     "scores": values,
                 }
             )

@@ -18,7 +18,8 @@ import os
 from dataclasses import dataclass, field
 
 CHUNK = 32
-CHECKS_PER_WORKER = 200
+CHECKS_PER_WORKER = 200  # beyond two workers, one more per this many distinct checks (up to default_workers())
+TWO_WORKERS_FROM = 2 * CHUNK  # from two chunks on, a second worker pays for its start-up
 ITEM_TIMEOUT_S = 5
 START_TIMEOUT_S = 60  # a fresh worker imports sympy and the LaTeX grammar first
 
@@ -130,10 +131,15 @@ def _one_by_one(pairs: list[tuple[str, str]]) -> list[bool]:
     return results
 
 
+def worker_count(distinct: int, available: int | None = None) -> int:
+    """Workers for `distinct` checks: one for a single chunk, two from two chunks on (each pays 1-2 s of CPU
+    importing sympy, but on two cores they start and check in parallel), then one more per CHECKS_PER_WORKER."""
+    available = available or default_workers()
+    if distinct < TWO_WORKERS_FROM:
+        return 1
+    return max(1, min(available, max(2, distinct // CHECKS_PER_WORKER)))
+
+
 def start_math_checks(pairs: list[tuple[str, str]], workers: int | None = None) -> PendingChecks:
     """Start checking (reference, prediction) pairs in worker processes; returns at once."""
-    count = workers or default_workers()
-    # A worker spends a second or two of CPU importing sympy before its first check, about what 100 checks cost:
-    # a small batch is cheaper on one worker.
-    count = max(1, min(count, len(set(pairs)) // CHECKS_PER_WORKER))
-    return PendingChecks(pairs, count).start()
+    return PendingChecks(pairs, worker_count(len(set(pairs)), workers)).start()

@@ -109,6 +109,10 @@ class ScoringContext:
             with Sandbox(**self.sandbox_options) as sandbox:
                 results = sandbox.run_many(programs)
                 self.notes["sandbox"] = sandbox.isolation
+                self.notes["sandbox_limits"] = {
+                    "timeout_s": sandbox.timeout_s,
+                    "memory_mb": sandbox.limits["RLIMIT_AS"] >> 20,
+                }
             passes: list[list[bool]] = [[] for _ in self.items]
             for owner, result in zip(owners, results, strict=True):
                 passes[owner].append(result.passed)

@@ -54,6 +54,8 @@ GEN_DEFAULTS: dict[str, Any] = {
     "backend": "auto",
     "chat_template": "auto",
     "stop": [],
+    "code_timeout_s": 5.0,  # the sandbox's wall-clock limit per program (code sets: pass@k, accuracy)
+    "code_memory_mb": 1024,  # the sandbox's address-space limit per program (RLIMIT_AS)
 }
 _RANGES = {
     "max_new_tokens": (int, 1, 32768),
@@ -62,12 +64,15 @@ _RANGES = {
     "samples": (int, 1, 200),
     "seed": (int, 0, 2**31 - 1),
     "batch_size": (int, 1, 512),
+    "code_timeout_s": (float, 0.1, 600.0),
+    "code_memory_mb": (int, 128, 65536),
 }
 _CHOICES = {"backend": ("auto", "vllm", "transformers"), "chat_template": ("auto", "on", "off")}
 
 
 def generation_params(values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return complete, validated generation parameters (defaults: 512 tokens, T 0.7, top-p 0.9, 1 sample)."""
+    """Return complete, validated generation parameters (defaults: 512 tokens, T 0.7, top-p 0.9, 1 sample), with
+    the code sandbox's limits per program (`code_timeout_s` 5 s, `code_memory_mb` 1024)."""
     params = dict(GEN_DEFAULTS)
     for key, value in (values or {}).items():
         if value is None:
@@ -145,13 +150,22 @@ def default_metrics(eval_type: str | None) -> list[str]:
     return list(DEFAULT_METRICS.get(eval_type or "general", DEFAULT_METRICS["general"]))
 
 
-def _metric_names(metrics: list[str], k: int | None, samples: int) -> list[str]:
+def _metric_names(metrics: list[str], k: int | None, samples: int, temperature: float | None = None) -> list[str]:
+    """Metric keys of a run; pass@k with k > 1 needs k samples per question that can differ (temperature > 0)."""
     names = []
     for metric in resolve_metrics(metrics, k=k or 1):
         if metric.name == "pass@k":
             value = int(metric.params["k"])
             if value > samples:
-                raise InvalidInput(f"pass@{value} needs at least {value} samples per question (now {samples})")
+                raise InvalidInput(
+                    f"samples: pass@{value} needs at least {value} samples per question (samples is {samples})"
+                )
+            if value > 1 and temperature is not None and temperature <= 0:
+                raise InvalidInput(
+                    f"temperature: pass@{value} needs sampling, but temperature is {temperature:g} (greedy): the "
+                    f"{samples} samples per question would be copies and pass@{value} would equal pass@1; "
+                    "set a temperature above 0 (e.g. 0.8)"
+                )
             names.append(f"pass@{value}")
         else:
             names.append(metric.name)
@@ -178,7 +192,9 @@ def create_run(
     label, path = resolve_model(platform, model, target)
     dataset = get_eval_dataset(platform, dataset_id)
     records = load_eval_records(platform, dataset["id"])
-    names = _metric_names(metrics or default_metrics(eval_type_of(dataset)), k, params["samples"])
+    names = _metric_names(
+        metrics or default_metrics(eval_type_of(dataset)), k, params["samples"], params["temperature"]
+    )
     now = time.time()
     run_id = platform.store.insert(
         "eval_runs",
@@ -533,7 +549,8 @@ def score_run(
     run = platform.store.require("eval_runs", int(run_id), "eval run")
     dataset = platform.store.get("datasets", run["dataset_id"]) if run["dataset_id"] else None
     eval_type = eval_type_of(dataset) if dataset else (run.get("summary") or {}).get("eval_type")
-    names = _metric_names(metrics, k, run["gen_params"]["samples"]) if metrics else run["metrics"]
+    gen = run["gen_params"]
+    names = _metric_names(metrics, k, gen["samples"], gen.get("temperature")) if metrics else run["metrics"]
     items, generations = load_items(run)
     done = [item for item in items if item["id"] in generations]
     if not done:
@@ -549,7 +566,7 @@ def score_run(
         for item in done
     ]
     started = time.monotonic()
-    report = score_items(eval_items, names, eval_type=eval_type)
+    report = score_items(eval_items, names, eval_type=eval_type, sandbox_options=sandbox_options(gen))
     samples = []
     for position, item in enumerate(done):
         generation = generations[item["id"]]
@@ -588,6 +605,14 @@ def score_run(
         shown = ", ".join(f"{k}={v['value']:.4g}" for k, v in report.overall.items() if v["value"] is not None)
         log(f"scored {len(done)}/{len(items)} items: {shown}")
     return summary
+
+
+def sandbox_options(gen_params: dict[str, Any]) -> dict[str, Any]:
+    """The code sandbox's limits of a run (runs recorded before the options existed get the defaults)."""
+    return {
+        "timeout_s": float(gen_params.get("code_timeout_s") or GEN_DEFAULTS["code_timeout_s"]),
+        "memory_mb": int(gen_params.get("code_memory_mb") or GEN_DEFAULTS["code_memory_mb"]),
+    }
 
 
 def rescore_run(platform: Platform, run_id: int, metrics: list[str] | None = None, k: int | None = None) -> dict:

@@ -127,3 +127,28 @@ def test_eval_run_waits_and_prints_results(platform, capsys, eval_set, demo_mode
     assert data["state"] == "completed" and set(data["overall"]) == {"accuracy", "bleu"}
     assert set(data["per_category"]) == {"addition", "subtraction", "general"}
     assert data["gen_params"]["max_new_tokens"] == 2 and data["gen_params"]["top_p"] == 0.9
+
+
+def test_run_code_limits_from_the_cli_reach_the_sandbox(platform, capsys, tmp_path, helpers, demo_model_dir):
+    """`eval run --code-timeout 1 --code-memory 256`: recorded with the run, used when its code is executed."""
+    from platform_core.evaluation.datasets_adapter import add_eval_dataset
+    from platform_core.evaluation.runs import output_dir, stop_run
+    from platform_core.tasks import wait_task
+
+    rows = [{"prompt": "Wait.", "reference": "pass", "tests": "assert True\n"}]
+    dataset = add_eval_dataset(platform, helpers.write_jsonl(tmp_path / "c.jsonl", rows), "c", "", eval_type="code")
+    common = ["eval", "run", "--model", str(demo_model_dir), "--dataset", str(dataset["id"]), "--json"]
+    code, _data, err = run_cli(capsys, *common, "--name", "bad", "--code-timeout", "0")
+    assert code != 0 and "code_timeout_s: 0.0 is outside" in err
+    code, data, err = run_cli(capsys, *common, "--name", "limits", "--code-timeout", "1", "--code-memory", "256")
+    assert code == 0, err
+    assert (data["gen_params"]["code_timeout_s"], data["gen_params"]["code_memory_mb"]) == (1.0, 256)
+    stop_run(platform, data["id"])  # no need to generate: the program is given below
+    wait_task(platform, data["task_id"], timeout_s=120)
+    sleeper = {"id": 0, "predictions": ["import time\ntime.sleep(3)\n"]}
+    helpers.write_jsonl(output_dir(platform, data["id"]) / "generations.jsonl", [sleeper])
+    code, rescored, err = run_cli(capsys, "eval", "rescore", str(data["id"]), "--json")
+    assert code == 0, err
+    assert rescored["overall"]["pass@1"] == 0.0
+    notes = rescored["summary"]["notes"]
+    assert notes["executions"]["timeout"] == 1 and notes["sandbox_limits"] == {"timeout_s": 1.0, "memory_mb": 256}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from platform_core.errors import InvalidInput
-from platform_core.evaluation.genscript import apply_stops, choose_backend, finished_ids, vllm_importable
+from platform_core.evaluation.genscript import apply_stops, choose_backend, finished_ids, render, vllm_importable
 from platform_core.evaluation.runs import GEN_DEFAULTS, create_run, generation_params, resolve_model
 
 
@@ -90,5 +90,30 @@ def test_a_run_snapshots_the_eval_set_and_checks_pass_at_k(platform, demo_model_
     assert run["state"] == "pending" and run["metrics"] == ["accuracy", "exact_match"]  # the qa defaults
     lines = (output_dir(platform, run_id) / "items.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 6 and json.loads(lines[0])["id"] == 0
-    with pytest.raises(InvalidInput, match="pass@5 needs at least 5 samples"):
+    with pytest.raises(InvalidInput, match="samples: pass@5 needs at least 5 samples per question \\(samples is 2\\)"):
         create_run(platform, "code", str(demo_model_dir), eval_set, ["pass@5"], {"samples": 2})
+
+
+def test_pass_at_k_above_1_is_refused_with_greedy_decoding(platform, demo_model_dir, eval_set):
+    """With temperature 0 the samples are copies, so pass@k would silently equal pass@1."""
+    from platform_core.evaluation.runs import get_run
+
+    with pytest.raises(InvalidInput, match=r"temperature: pass@5 needs sampling, but temperature is 0 \(greedy\)"):
+        create_run(platform, "greedy", str(demo_model_dir), eval_set, ["pass@5"], {"samples": 5, "temperature": 0})
+    with pytest.raises(InvalidInput, match="temperature: pass@3 needs sampling"):
+        create_run(platform, "greedy", str(demo_model_dir), eval_set, ["pass@k"], {"samples": 3, "temperature": 0}, k=3)
+    assert platform.store.count("eval_runs") == 0  # nothing recorded
+    sampled = create_run(platform, "t08", str(demo_model_dir), eval_set, ["pass@5"], {"samples": 5, "temperature": 0.8})
+    greedy = create_run(platform, "p1", str(demo_model_dir), eval_set, ["pass@1"], {"samples": 5, "temperature": 0})
+    assert get_run(platform, sampled)["metrics"] == ["pass@5"] and get_run(platform, greedy)["metrics"] == ["pass@1"]
+
+
+def test_the_chat_template_of_the_demo_tokenizer_is_applied(demo_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    text, applied = render(tokenizer, "What is 2 + 3?", "auto")
+    assert applied and text.startswith("<|im_start|>") and "What is 2 + 3?" in text
+    assert text.endswith("<|im_start|>assistant\n")  # the generation prompt
+    assert render(tokenizer, "What is 2 + 3?", "on") == (text, True)
+    assert render(tokenizer, "What is 2 + 3?", "off") == ("What is 2 + 3?", False)

@@ -14,7 +14,7 @@ from sacrebleu.significance import _bootstrap_resample
 
 from platform_core.errors import InvalidInput
 from platform_core.evaluation.extract import CJKTokenizer
-from platform_core.evaluation.mathcheck import check_pairs, start_math_checks
+from platform_core.evaluation.mathcheck import check_pairs, start_math_checks, worker_count
 from platform_core.evaluation.metrics import EvalItem, pass_at_k, score_items
 from platform_core.evaluation.stats import bootstrap_statistics
 
@@ -184,6 +184,16 @@ def test_math_checks_work_when_called_from_a_thread():
     thread.join(120)
     assert out["r"] == [True]
     assert check_pairs([("72", "so 72")]) == [True]
+
+
+def test_small_math_check_batches_use_two_workers_from_two_chunks():
+    """145 checks (the benchmark's 2% LaTeX share) used to run on one worker; two cores check them in parallel."""
+    assert [worker_count(n, 4) for n in (0, 1, 63, 64, 145, 399, 400, 800, 5000)] == [1, 1, 1, 2, 2, 2, 2, 4, 4]
+    assert worker_count(145, 1) == 1  # never more than allowed
+    pairs = [(f"$\\frac{{{n}}}{{2}}$", f"the answer is ${n / 2}$") for n in range(70)] + [("$\\sqrt{2}$", "$2$")]
+    pending = start_math_checks(pairs, workers=2)
+    assert pending.workers == 2
+    assert pending.result() == [True] * 70 + [False]
 
 
 def test_several_samples_per_item_average_within_the_item():

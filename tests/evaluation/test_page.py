@@ -72,3 +72,38 @@ def test_comparison_of_two_runs(finished_runs):
     assert not at.exception, [e.value for e in at.exception]
     subheaders = [s.value for s in at.subheader]
     assert any(s.startswith("Items where the models disagree on accuracy: 3") for s in subheaders)
+    metric = next(s for s in at.selectbox if s.key == "cmp_disagree_metric")
+    assert metric.value == "accuracy" and {"exact_match", "bleu", "rougeL"} <= set(metric.options)
+    metric.set_value("rougeL").run()  # a graded metric: the same three items differ
+    assert not at.exception, [e.value for e in at.exception]
+    subheaders = [s.value for s in at.subheader]
+    assert any(s.startswith("Items where the models disagree on rougeL: 3") for s in subheaders), subheaders
+    table = at.dataframe[-1].value
+    assert any(column.endswith("· rougeL") for column in table.columns)
+
+
+def test_several_samples_per_question_are_all_shown(platform, eval_set, demo_model_dir, helpers):
+    from platform_core.evaluation.runs import create_run, execute_run, output_dir
+
+    run_id = create_run(platform, "multi", str(demo_model_dir), eval_set, ["accuracy"], {"samples": 2})
+    rows = [{"id": i, "predictions": [f"first-{i}", f"second-{i}"]} for i in range(6)]
+    helpers.write_jsonl(output_dir(platform, run_id) / "generations.jsonl", rows)
+    execute_run(platform, run_id)
+    at = open_page("en", run_id)
+    samples = at.dataframe[next(n for n, df in enumerate(at.dataframe) if "first-0" in df.value.to_string())].value
+    assert list(samples["Model answer"][:2]) == ["[1] first-0 | [2] second-0", "[1] first-1 | [2] second-1"]
+
+
+def test_the_search_box_filters_the_wrong_answers_too(finished_runs):
+    good, mixed = finished_runs
+    at = open_page("en", mixed)
+    groups = [e.label for e in at.expander if e.label.endswith(" wrong")]
+    assert sorted(groups) == ["addition: 1 wrong", "general: 1 wrong", "subtraction: 1 wrong"]
+    search = next(s for s in at.text_input if s.key == f"sample_search_{mixed}")
+    search.set_value("如何").run()  # the prompt of item 5, a general question the run got wrong
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.label for e in at.expander if e.label.endswith(" wrong")] == ["general: 1 wrong"]
+    search.set_value("7-4").run()  # item 2, answered right: nothing wrong is left
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.label for e in at.expander if e.label.endswith(" wrong")] == []
+    assert any(s.value == "No wrong answers." for s in at.success)

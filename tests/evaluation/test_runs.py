@@ -136,3 +136,49 @@ def test_runs_scored_from_given_outputs_compare_with_significance(platform, demo
     comparison = compare_runs(platform, [right, wrong])
     assert comparison["disagreement_count"] == 6
     assert comparison["disagreements"][0]["predictions"][wrong] == "no idea"
+
+
+SLEEPER = "import time\ntime.sleep(3)\n"
+
+
+def code_set(platform, tmp_path, helpers) -> int:
+    from platform_core.evaluation.datasets_adapter import add_eval_dataset
+
+    rows = [{"prompt": "Wait three seconds.", "reference": "pass", "category": "slow", "tests": "assert True\n"}]
+    path = helpers.write_jsonl(tmp_path / "code.jsonl", rows)
+    return add_eval_dataset(platform, path, "slow-code", "a sleeper", eval_type="code")["id"]
+
+
+def test_the_run_s_code_timeout_and_memory_reach_the_sandbox(platform, demo_model_dir, tmp_path, helpers):
+    """A program sleeping 3 s passes under the default 5 s limit and is killed under a run's 1 s limit."""
+    from platform_core.evaluation.runs import create_run, execute_run
+
+    dataset = code_set(platform, tmp_path, helpers)
+    results = {}
+    for name, options in (("default", {}), ("short", {"code_timeout_s": 1, "code_memory_mb": 256})):
+        run_id = create_run(platform, name, str(demo_model_dir), dataset, None, {"max_new_tokens": 8, **options})
+        helpers.write_jsonl(output_dir(platform, run_id) / "generations.jsonl", [{"id": 0, "predictions": [SLEEPER]}])
+        started = time.monotonic()
+        results[name] = (execute_run(platform, run_id), time.monotonic() - started)
+    default, _ = results["default"]
+    assert default["overall"]["pass@1"]["value"] == 1.0
+    assert default["notes"]["sandbox_limits"] == {"timeout_s": 5.0, "memory_mb": 1024}
+    short, seconds = results["short"]
+    assert short["overall"]["pass@1"]["value"] == 0.0 and short["notes"]["executions"]["timeout"] == 1
+    assert short["notes"]["sandbox_limits"] == {"timeout_s": 1.0, "memory_mb": 256}
+    assert seconds < 3  # killed at 1 s, not left to sleep
+
+
+def test_the_run_s_memory_limit_reaches_the_sandbox(platform, demo_model_dir, tmp_path, helpers):
+    from platform_core.evaluation.runs import create_run, execute_run
+
+    dataset = code_set(platform, tmp_path, helpers)
+    hog = "data = bytearray(400 * 1024 * 1024)\n"  # 400 MiB: fits in the default 1 GiB, not in 256 MiB
+    passes = []
+    for name, memory in (("roomy", 1024), ("tight", 256)):
+        run_id = create_run(platform, name, str(demo_model_dir), dataset, None, {"code_memory_mb": memory})
+        helpers.write_jsonl(output_dir(platform, run_id) / "generations.jsonl", [{"id": 0, "predictions": [hog]}])
+        passes.append(execute_run(platform, run_id)["overall"]["pass@1"]["value"])
+    assert passes == [1.0, 0.0]
+    with pytest.raises(Exception, match="code_timeout_s: 0.0 is outside"):
+        create_run(platform, "bad", str(demo_model_dir), dataset, None, {"code_timeout_s": 0})
