@@ -110,6 +110,19 @@ STRINGS = {
         "scaling), the same memory as bf16; verl has no fp16 master weights, so model_dtype stays float32 and no "
         "16-bit actor is recommended.",
     },
+    "configurator.note.dpo_platform_runs_trl_ddp": {
+        "zh": "本平台用 TRL 的 DPOTrainer 以 DDP 运行 DPO（每张 GPU 一份 bf16 权重，不用 ZeRO/FSDP、offload 或融合 loss）："
+        "这里预测的是另一种配置，由此创建的任务不会使用这种切分与设置，显存以 DDP 为准。",
+        "en": "The platform runs DPO with TRL's DPOTrainer under DDP (bf16 weights replicated on every GPU, no "
+        "ZeRO/FSDP, offload or fused loss): this predicts another configuration, and a job created from it will not "
+        "use that sharding or those settings; its memory is the DDP one.",
+    },
+    "configurator.note.dpo_bf16_without_hardware_bf16": {
+        "zh": "TRL 在任何 GPU 上都以 bf16 加载模型；这块 GPU 没有 bf16 硬件，torch 会模拟运行，显存按 bf16 计算，"
+        "但速度会明显低于估算。",
+        "en": "TRL loads the model in bf16 on any GPU; this GPU has no bf16 hardware, so torch emulates it: memory is "
+        "counted for bf16, but it will run well below the estimated speed.",
+    },
     "configurator.note.fp16_requested": {
         "zh": "按 fp16 混合精度（fp32 主权重 + fp16 计算 + loss scaling）计算，显存与 bf16 相同。",
         "en": "fp16 mixed precision (fp32 master weights, fp16 compute, loss scaling): the same memory as bf16.",

@@ -31,7 +31,7 @@ SHARDINGS = ("ddp", "zero1", "zero2", "zero3", "fsdp")
 OFFLOADS = ("none", "optimizer", "all")
 PRECISIONS = ("bf16", "fp32-master")
 OPTIMIZERS = ("adamw", "adamw_fused", "adamw8bit", "paged_adamw8bit")
-LOSS_KERNELS = ("hf", "hf_legacy", "logprob", "trl", "chunked", "chunked_compiled", "fused")
+LOSS_KERNELS = ("hf", "hf_legacy", "logprob", "trl", "trl_amp", "chunked", "chunked_compiled", "fused")
 QUANTIZATIONS = ("none", "nf4")
 
 # Fixed overheads (§3): CUDA context and kernels, NCCL communicators, allocator fragmentation, vLLM's CUDA graphs that
@@ -55,11 +55,17 @@ NF4_BYTES_PER_PARAM = 0.53
 # the same under torch.compile, which keeps the bf16 chunks and each row's log-sum-exp and recomputes the softmax in
 # backward (derived from what inductor saves, not measured); "fused": Liger's fused
 # linear cross entropy, verl's use_fused_kernels, torchtune's LinearCrossEntropyLoss (logits never materialised).
+# "trl_amp": the platform's TRL DPO (trl_runner sets TrainingArguments bf16=True on a bf16 model): accelerate's
+# native AMP wraps the forward in convert_outputs_to_fp32, so TRL's selective_log_softmax gets fp32 logits and takes
+# its gather + per-row logsumexp path. Measured on CPU by tracking live tensor bytes (trl 1.12, a [2, T, V] slice):
+# 4.3V kept, 16.2V peak through backward (the fp32 logits, the gather's scattered gradient, the per-row logsumexp
+# gradients and their stack); the no-grad reference pass holds the bf16 and the fp32 logits plus a row's temporary.
 LOGITS = {
     "hf": (6, 14, 10),
     "hf_legacy": (10, 18, 14),
     "logprob": (2, 3, 3),
     "trl": (4, 6, 4),
+    "trl_amp": (4, 16, 8),
     "chunked": (6, 6, 6),
     "chunked_compiled": (2, 3, 2),
     "fused": (0, 0, 0),
@@ -117,6 +123,9 @@ class Plan:
     entropy_in_update: bool = False
     reward_model: bool = False
     reference_model: bool | None = None  # None: the algorithm's default (DPO without LoRA keeps a copy)
+    # bytes per parameter of that copy: TRL's DPOTrainer with ref_model=None loads it from the model path with its
+    # model_init_kwargs, whose dtype defaults to float32 (trl.trainer.utils.create_model_from_path), hence 4
+    reference_bytes_per_param: int = 2
 
     @property
     def world_size(self) -> int:
@@ -339,7 +348,12 @@ def framework_buffer_bytes(arch: Architecture, plan: Plan) -> int:
     trainable = arch.lora_params(plan.lora_rank) if plan.lora_rank else arch.total_params
     if plan.sharding == "ddp":
         # torch autocast keeps bf16 copies of fp32 weights alive for backward
-        return 2 * trainable if plan.precision == "fp32-master" and not plan.lora_rank else 0
+        autocast = 2 * trainable if plan.precision == "fp32-master" and not plan.lora_rank else 0
+        # torch DDP (gradient_as_bucket_view=False, accelerate's default) copies every gradient into its own
+        # flat reduce buckets: one more gradient-sized buffer on each GPU when there is more than one
+        fp32_grads = plan.precision == "fp32-master" or (plan.lora_rank and plan.lora_fp32_adapters)
+        buckets = (4 if fp32_grads else 2) * trainable if n > 1 else 0
+        return autocast + buckets
     if plan.sharding in ("zero1", "zero2"):
         return 2 * min(trainable, ZERO_BUCKET_ELEMENTS)
     if plan.sharding == "zero3":
@@ -420,7 +434,7 @@ def _reference_bytes(arch: Architecture, plan: Plan) -> int:
     if not keep or plan.is_rl:  # verl keeps the RL reference policy offloaded to CPU (§1.3)
         return 0
     sharded = plan.sharding in ("zero3", "fsdp")
-    return 2 * arch.total_params // (plan.world_size if sharded else 1)
+    return plan.reference_bytes_per_param * arch.total_params // (plan.world_size if sharded else 1)
 
 
 def _reward_bytes(arch: Architecture, plan: Plan) -> int:

@@ -49,6 +49,12 @@ DEFAULT_ROLLOUT_N = {"grpo": 5, "ppo": 1}
 DEFAULT_GLOBAL_BATCH = 64
 SHORTEST_SEQUENCE = 256
 ZERO_STAGE = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 3, "fsdp": 3}
+# What the platform runs DPO as (platform_core/plugins/trl_runner.py, jobs/engines.py plan_trl): TRL's DPOTrainer in
+# one process or torchrun DDP, the model loaded in bf16 (so AdamW keeps bf16 state: 2 + 2 + 4 bytes per parameter),
+# accelerate's bf16 autocast around it, TRL's selective log-softmax, no DeepSpeed/FSDP, offload or fused loss. Full
+# DPO keeps TRL's reference copy, which TRL loads from the model path in float32 (create_model_from_path's default).
+DPO_PLATFORM = {"sharding": "ddp", "offload": "none", "precision": "bf16", "loss_kernel": "trl_amp"}
+DPO_REFERENCE_BYTES = 4
 # Request fields that describe a concrete configuration: any of them switches to predict mode, which needs --strategy
 # (notes/configurator.md, "CLI contract"); none is ever silently ignored.
 CONCRETE_FIELDS = (
@@ -188,7 +194,7 @@ def default_loss_kernel(algorithm: str, strategy: str, gpu: GPU) -> str:
     entropy under FSDP where flash-attn runs (sm80+), otherwise verl's fallback, a row-wise log-softmax with the same
     bytes as TRL's (logprobs_from_logits_v2); transformers' loss for plain DDP/ZeRO SFT."""
     if algorithm == "dpo":
-        return "trl"
+        return DPO_PLATFORM["loss_kernel"]  # fp32 logits under accelerate's autocast wrapper (memory.py LOGITS)
     if strategy == "fsdp":
         return "logprob" if gpu.flash_attention else "trl"
     return "hf"
@@ -220,22 +226,10 @@ def candidate_plans(req: ComputeRequest, arch: Architecture, gpu: GPU, lengths: 
     ranks = [rank] if lora_only else [0, rank]
     plans: list[Plan] = []
     if algo == "dpo":
-        world = base.world_size
-        full = [("ddp", "none"), ("zero1", "none"), ("zero2", "none"), ("zero3", "none")]
-        if world == 1:
-            full = [("ddp", "none")]
-        full += [("zero3", "optimizer"), ("zero3", "all")]
-        lora = [("ddp", "none"), ("zero2", "none"), ("zero3", "none"), ("zero3", "all")]
-        if world == 1:
-            lora = [("ddp", "none"), ("zero3", "all")]
-        if gpu.interconnect == "pcie" and world > 1 and not lora_only:
-            # on PCIe-only consumer GPUs ZeRO-3's traffic costs more than LoRA saves (§10.4)
-            order = [(0, s, o) for s, o in full if s != "zero3"] + [(rank, s, o) for s, o in lora if s != "zero3"]
-            order += [(0, s, o) for s, o in full if s == "zero3"] + [(rank, s, o) for s, o in lora if s == "zero3"]
-        else:
-            order = [(r, s, o) for r in ranks for s, o in (full if r == 0 else lora)]
-        for r, sharding, offload in order:
-            plans.append(replace(base, lora_rank=r, sharding=sharding, offload=offload, precision="fp32-master"))
+        # only what the platform's TRL runner can carry out: DDP (replicated bf16 weights), full then LoRA; the
+        # checkpointing and micro batch are settled by fit_candidate (never the fused loss, which TRL is not given)
+        for r in ranks:
+            plans.append(replace(base, lora_rank=r, reference_bytes_per_param=DPO_REFERENCE_BYTES, **DPO_PLATFORM))
         return plans
     for r in ranks:
         if rl:
@@ -290,7 +284,10 @@ def fit_candidate(arch: Architecture, gpu: GPU, plan: Plan) -> Choice | None:
     """Settle gradient checkpointing, fused cross entropy and the token budgets for one candidate, or None."""
     limit = int(gpu.memory_bytes * SAFETY)
     unit = plan.seq_len * (2 if plan.algorithm == "dpo" else 1)
-    for checkpointing, fused in ((False, False), (True, False), (True, True)):
+    settings = ((False, False), (True, False), (True, True))
+    if plan.algorithm == "dpo":  # the TRL runner has no fused (Liger) loss
+        settings = settings[:2]
+    for checkpointing, fused in settings:
         trial = replace(plan, gradient_checkpointing=checkpointing)
         if fused:
             trial = replace(trial, loss_kernel="fused")
@@ -407,6 +404,8 @@ def _recommendation(plan: Plan, sizes: dict[str, Any], token_budget: int, dtype:
     """The recommendation dict; `dtype` is the compute dtype (fp16 on GPUs without bf16): fp32 master weights with fp16
     compute are reported as precision "fp16"."""
     precision = "fp16" if dtype == "fp16" and plan.precision == "fp32-master" else plan.precision
+    if plan.algorithm == "dpo" and plan.precision == "bf16":
+        dtype = "bf16"  # TRL loads the model in bf16 on every GPU (trl_runner._load_model)
     rec = {
         "global_batch_size": sizes["global_batch_size"],
         "micro_batch_size_per_gpu": sizes["micro_batch_size_per_gpu"],
@@ -466,10 +465,13 @@ def _base_result(req: ComputeRequest, arch: Architecture, gpu: GPU, lengths: Len
     }
 
 
-def gpu_notes(gpu: GPU, precision: str | None = None) -> list[str]:
+def gpu_notes(gpu: GPU, precision: str | None = None, algorithm: str = "") -> list[str]:
     """Notes on what the plan assumes because of the GPU: fp16 instead of bf16, no flash-attn kernels."""
     notes = []
-    if not gpu.bf16:
+    if algorithm == "dpo" and precision in (None, "bf16"):
+        if not gpu.bf16:  # TRL loads bf16 weights whatever the GPU: torch emulates bf16 there
+            notes.append("dpo_bf16_without_hardware_bf16")
+    elif not gpu.bf16:
         notes.append("fp16_no_bf16")
     elif precision == "fp16":
         notes.append("fp16_requested")
@@ -485,8 +487,10 @@ def _fill(
     sizes = batch_sizes(req, plan, choice.token_budget, micro)
     result.update(estimate.to_dict())
     dtype = compute_dtype(gpu, req.precision)
+    if plan.algorithm == "dpo" and plan.precision == "bf16":
+        dtype = "bf16"  # TRL loads the model in bf16 on every GPU (trl_runner._load_model)
     result["recommendation"] = _recommendation(plan, sizes, choice.token_budget, dtype)
-    result["notes"] = [*result["notes"], *gpu_notes(gpu, req.precision)]
+    result["notes"] = [*result["notes"], *gpu_notes(gpu, req.precision, req.algorithm)]
     result["derived"] = sizes["derived"]
     micro_steps = sizes["derived"]["gradient_accumulation_steps"]
     steps = total_steps(req, sizes["global_batch_size"])
@@ -509,12 +513,13 @@ def recommend(req: ComputeRequest, arch: Architecture, gpu: GPU, suggest: bool =
             _fill(result, req, arch, gpu, choice)
             return result
     # Nothing fits: show the most frugal candidate with one sequence, checkpointing and fused loss, and what would fit.
-    frugal = replace(plans[-1], gradient_checkpointing=True, loss_kernel="fused", token_budget=None, micro_batch=1)
+    kernel = plans[-1].loss_kernel if req.algorithm == "dpo" else "fused"
+    frugal = replace(plans[-1], gradient_checkpointing=True, loss_kernel=kernel, token_budget=None, micro_batch=1)
     if frugal.is_rl:
         frugal = replace(frugal, rollout_gpu_memory_utilization=GMU_MIN)
     estimate = estimate_memory(arch, gpu, frugal)
     result.update(estimate.to_dict())
-    result["notes"] = [*result["notes"], *gpu_notes(gpu, req.precision)]
+    result["notes"] = [*result["notes"], *gpu_notes(gpu, req.precision, req.algorithm)]
     result["fits"] = False
     result["recommendation"] = {**EMPTY_RECOMMENDATION, "lora": bool(frugal.lora_rank)}
     result["derived"] = {}
@@ -527,6 +532,8 @@ def recommend(req: ComputeRequest, arch: Architecture, gpu: GPU, suggest: bool =
 def suggestions(req: ComputeRequest, arch: Architecture, gpu: GPU) -> list[dict[str, Any]]:
     """What would fit instead: more GPUs, LoRA, a shorter sequence, a bigger GPU."""
     found: list[dict[str, Any]] = []
+    # DPO runs under DDP: every GPU holds the whole model, so more GPUs never lower the per-GPU peak
+    more_gpus = () if req.algorithm == "dpo" else ((2, 1), (4, 1), (8, 1), (8, 2), (8, 4), (8, 8), (8, 16))
 
     def fits(**changes: Any) -> dict[str, Any] | None:
         trial = req.model_copy(update=changes)
@@ -534,7 +541,7 @@ def suggestions(req: ComputeRequest, arch: Architecture, gpu: GPU) -> list[dict[
         result = recommend(trial, arch, trial_gpu, suggest=False)
         return result if result["fits"] else None
 
-    for gpus_per_node, nodes in ((2, 1), (4, 1), (8, 1), (8, 2), (8, 4), (8, 8), (8, 16)):
+    for gpus_per_node, nodes in more_gpus:
         if gpus_per_node * nodes <= req.gpus_per_node * req.nodes:
             continue
         result = fits(gpus_per_node=gpus_per_node, nodes=nodes)
@@ -592,7 +599,7 @@ def plan_from_request(req: ComputeRequest, lengths: Lengths, gpu: GPU) -> Plan:
     algo = req.algorithm
     strategy = req.strategy or "fsdp"
     rank = req.lora_rank or (DEFAULT_LORA_RANK[algo] if algo == "sft-lora" else 0)
-    if req.precision == "bf16" and not gpu.bf16:
+    if req.precision == "bf16" and not gpu.bf16 and algo != "dpo":  # TRL's DPO loads bf16 anyway (emulated)
         raise InvalidInput(
             f"precision: {gpu.name} has no bf16; use fp16 (fp32 master weights, fp16 compute with loss scaling) "
             "or fp32-master, which runs in fp16 there"
@@ -602,6 +609,9 @@ def plan_from_request(req: ComputeRequest, lengths: Lengths, gpu: GPU) -> Plan:
     unit = lengths.seq_len * (2 if algo == "dpo" else 1)
     token_budget = req.token_budget or (micro * unit if req.packing or algo in ("grpo", "ppo") else None)
     side_budget = req.log_prob_token_budget or (2 * token_budget if token_budget else None)
+    precision = "bf16" if req.precision == "bf16" else "fp32-master"  # fp16 mixed: the same bytes as bf16 mixed
+    if algo == "dpo" and req.precision is None:
+        precision = DPO_PLATFORM["precision"]  # what the TRL runner loads
     return Plan(
         algorithm=algo,
         seq_len=lengths.seq_len,
@@ -614,7 +624,7 @@ def plan_from_request(req: ComputeRequest, lengths: Lengths, gpu: GPU) -> Plan:
         token_budget=token_budget,
         gradient_checkpointing=True if req.gradient_checkpointing is None else req.gradient_checkpointing,
         offload=req.offload or "none",
-        precision="bf16" if req.precision == "bf16" else "fp32-master",  # fp16 mixed: the same bytes as bf16 mixed
+        precision=precision,
         lora_rank=rank,
         optimizer="adamw" if strategy in ("ddp", "fsdp") and algo != "dpo" else "adamw_fused",
         loss_kernel=kernel,
@@ -625,6 +635,17 @@ def plan_from_request(req: ComputeRequest, lengths: Lengths, gpu: GPU) -> Plan:
         log_prob_token_budget=side_budget,
         critic_token_budget=side_budget if algo == "ppo" else None,
         reward_model=req.reward_model,
+        reference_bytes_per_param=DPO_REFERENCE_BYTES if algo == "dpo" else 2,
+    )
+
+
+def dpo_differs_from_platform(req: ComputeRequest, plan: Plan) -> bool:
+    """True when a predicted DPO configuration is not what the platform runs (TRL DDP, bf16 weights, TRL's loss,
+    no offload, no packing): a job created from it will not use those settings."""
+    return plan.algorithm == "dpo" and (
+        any(getattr(plan, key) != value for key, value in DPO_PLATFORM.items())
+        or bool(req.packing)
+        or req.token_budget is not None
     )
 
 
@@ -638,6 +659,8 @@ def predict(req: ComputeRequest, arch: Architecture, gpu: GPU) -> dict[str, Any]
     if not plan.token_budget:
         result["recommendation"]["use_dynamic_bsz"] = False
         result["recommendation"]["max_token_len_per_gpu"] = None
+    if dpo_differs_from_platform(req, plan):
+        result["notes"].append("dpo_platform_runs_trl_ddp")
     result["job_prefill"] = job_prefill(req, result)
     return result
 
@@ -677,6 +700,20 @@ def job_prefill(req: ComputeRequest, result: dict[str, Any]) -> dict[str, Any]:
         "mixed_precision_dtype": "float16" if rec.get("compute_dtype") == "fp16" else None,
         "use_fused_kernels": bool(rec.get("fused_ce")),
     }
+    if req.algorithm == "dpo":
+        # the platform runs DPO with TRL under DDP whatever was predicted: no offload, no fused kernels, bf16 weights
+        # (trl_runner ignores these fields; they must not claim settings the job will not have)
+        values.update(
+            {
+                "param_offload": False,
+                "optimizer_offload": False,
+                "use_fused_kernels": False,
+                "use_dynamic_bsz": False,
+                "max_token_len_per_gpu": None,
+                "model_dtype": "bfloat16",
+                "mixed_precision_dtype": None,
+            }
+        )
     if req.algorithm in ("grpo", "ppo"):
         values.update(
             {

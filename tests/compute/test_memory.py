@@ -8,6 +8,7 @@ import torch
 from platform_core.compute.architectures import architecture_from_config, preset
 from platform_core.compute.gpus import get_gpu
 from platform_core.compute.memory import (
+    LOGITS,
     GiB,
     Plan,
     activation_bytes_per_token,
@@ -252,3 +253,49 @@ def test_more_tokens_more_memory_and_checkpointing_saves():
 def test_impossible_plans_name_the_field(changes, field):
     with pytest.raises(InvalidInput, match=field):
         estimate_memory(preset("Qwen2.5-0.5B"), get_gpu("h100"), Plan(algorithm="sft", **changes))
+
+
+def test_trl_dpo_logits_under_accelerate_amp():
+    """The platform's DPO (trl_runner: bf16 model, TrainingArguments bf16=True) gets fp32 logits from accelerate's
+    convert_outputs_to_fp32; TRL's selective_log_softmax then keeps 4V and peaks near 16V per token through backward
+    ("trl_amp" in LOGITS). Measured here by tracking every live tensor's storage (bf16 logits from a [V, 64] head)."""
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+
+    class Live(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.live, self.now, self.peak = {}, 0, 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    storage = t.untyped_storage()
+                    key = storage.data_ptr()
+                    if key not in self.live and storage.nbytes():
+                        self.live[key] = storage.nbytes()
+                        self.now += storage.nbytes()
+                        self.peak = max(self.peak, self.now)
+                        weakref.finalize(storage, lambda k=key: setattr(self, "now", self.now - self.live.pop(k, 0)))
+            return out
+
+    rows, tokens, vocab = 2, 256, 4096
+    hidden = torch.randn(rows, tokens, 64, dtype=torch.bfloat16)
+    head = torch.randn(vocab, 64, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.randint(0, vocab, (rows, tokens - 1))
+    mode = Live()
+    with mode:
+        outputs = {"logits": (hidden @ head.t()).float()}  # what accelerate's wrapper returns
+        logps = trl_utils.selective_log_softmax(outputs["logits"][..., :-1, :], labels)
+        del outputs
+        kept = mode.now
+        logps.sum().backward()
+    unit = rows * tokens * vocab
+    model_kept, model_peak, _ = LOGITS["trl_amp"]
+    assert kept / unit == pytest.approx(model_kept, abs=0.4)
+    assert mode.peak / unit == pytest.approx(model_peak, abs=0.5)

@@ -70,12 +70,82 @@ def test_sft_batches_add_up():
     assert rec["global_batch_size"] >= 100
 
 
-def test_dpo_uses_deepspeed_and_a_reference_copy():
+def test_dpo_models_what_the_trl_runner_does():
+    """The platform runs DPO with TRL under DDP (trl_runner, plan_trl): full DPO keeps TRL's float32 reference copy on
+    every GPU; with LoRA the base with adapters disabled is the reference. (Before: this case recommended ZeRO-1 full
+    fine-tuning, which the platform cannot run; under DDP 7B full DPO needs 8 + 4 bytes per parameter plus a bucket
+    copy of the gradients, more than 80 GB, so LoRA is recommended.)"""
     result = run(model="Qwen2.5-7B", gpu="a100-80g", gpus_per_node=8, algorithm="dpo", seq_len=2048)
-    assert result["fits"] and result["recommendation"]["sharding"].startswith(("zero", "ddp"))
-    assert result["breakdown"].get("reference_model", 0) > 0
-    lora = run(model="Qwen2.5-7B", gpu="a100-80g", gpus_per_node=8, algorithm="dpo", seq_len=2048, lora_rank=16)
-    assert "reference_model" not in lora["breakdown"]  # PEFT: the base with adapters disabled is the reference
+    rec = result["recommendation"]
+    assert result["fits"] and rec["sharding"] == "ddp" and rec["lora"] and rec["offload"] == "none"
+    assert "reference_model" not in result["breakdown"]  # PEFT: the base with adapters disabled is the reference
+    assert rec["precision"] == "bf16" and not rec["fused_ce"]
+    small = run(model="Qwen2.5-1.5B", gpu="h100", algorithm="dpo", seq_len=4096)
+    assert small["fits"] and small["recommendation"]["sharding"] == "ddp" and not small["recommendation"]["lora"]
+    ref, states = small["breakdown"]["reference_model"], small["states_gib"]
+    assert ref == pytest.approx(4 * small["model"]["total_params"] / 2**30, rel=1e-3)  # TRL's float32 copy
+    assert ref == pytest.approx(2 * states["parameters"], rel=1e-3)  # of the bf16 weights being trained
+    assert states["optimizer"] == pytest.approx(2 * states["parameters"], rel=1e-3)  # bf16 AdamW moments
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(model="Qwen2.5-3B", gpu="rtx4090", seq_len=16384),
+        dict(model="Qwen2.5-3B", gpu="rtx4090", seq_len=2048),
+        dict(model="Qwen2.5-7B", gpu="a100-80g", gpus_per_node=8, seq_len=2048),
+        dict(model="Qwen2.5-0.5B", gpu="a100-80g", gpus_per_node=4, seq_len=1024),
+        dict(model="Qwen2.5-1.5B", gpu="v100", gpus_per_node=8, seq_len=2048),
+        dict(model="Llama-3-70B", gpu="h100", gpus_per_node=8, seq_len=4096),
+    ],
+)
+def test_dpo_recommendations_are_always_ddp(case):
+    """Whatever the model, GPU and length: DDP, no offload, no fused loss, bf16 weights; when nothing fits the
+    suggestions are LoRA, a shorter sequence or a bigger GPU, never more GPUs (DDP replicates the model)."""
+    result = run(algorithm="dpo", **case)
+    rec = result["recommendation"]
+    if result["fits"]:
+        assert rec["sharding"] == "ddp" and rec["zero_stage"] == 0 and rec["offload"] == "none"
+        assert not rec["param_offload"] and not rec["optimizer_offload"] and not rec["fused_ce"]
+        assert rec["precision"] == "bf16" and rec["compute_dtype"] == "bf16"
+        prefill = result["job_prefill"]
+        assert prefill["model_dtype"] == "bfloat16" and not prefill["use_fused_kernels"]
+        assert not prefill["param_offload"] and not prefill["optimizer_offload"]
+    else:
+        assert rec["sharding"] is None and result["job_prefill"] is None
+        # 70B on 8 H100s: nothing in reach (even LoRA holds 140 GB of bf16 base per GPU), so no suggestion at all
+        assert {s["kind"] for s in result["suggestions"]} <= {
+            "lora",
+            "shorter_sequence",
+            "bigger_gpu",
+        }
+
+
+def test_dpo_at_16k_on_a_4090_says_what_would_fit():
+    """Before: ZeRO-3 + full offload + fused CE (none of which the TRL runner does). Now: even LoRA at 2 × 16k tokens
+    holds about 77 GB of fp32 logits and their gradients (Qwen's 152k vocabulary), so nothing fits."""
+    result = run(model="Qwen2.5-3B", gpu="rtx4090", algorithm="dpo", seq_len=16384)
+    assert not result["fits"] and result["recommendation"]["micro_batch_size_per_gpu"] is None
+    kinds = {s["kind"]: s for s in result["suggestions"]}
+    assert kinds["shorter_sequence"]["length"] < 16384 and "bigger_gpu" in kinds
+    assert "more_gpus" not in kinds
+
+
+def test_dpo_predicted_with_sharding_says_the_platform_runs_ddp():
+    common = dict(model="Qwen2.5-7B", gpu="a100-80g", gpus_per_node=8, algorithm="dpo", seq_len=2048)
+    zero = run(**common, strategy="zero3", micro_batch=1, offload="optimizer", fused_ce=True)
+    assert zero["mode"] == "predict" and zero["recommendation"]["sharding"] == "zero3"
+    assert "dpo_platform_runs_trl_ddp" in zero["notes"]
+    prefill = zero["job_prefill"]  # the job runs TRL DDP: the prefill claims no offload and no fused kernels
+    assert not prefill["param_offload"] and not prefill["optimizer_offload"] and not prefill["use_fused_kernels"]
+    assert prefill["model_dtype"] == "bfloat16" and prefill["micro_batch_size_per_gpu"] == 1
+    for strategy in ("zero1", "zero2", "fsdp"):
+        assert "dpo_platform_runs_trl_ddp" in run(**common, strategy=strategy, micro_batch=1)["notes"]
+    ddp = run(**common, strategy="ddp", micro_batch=1, lora_rank=16)
+    assert "dpo_platform_runs_trl_ddp" not in ddp["notes"] and ddp["recommendation"]["precision"] == "bf16"
+    assert "dpo_platform_runs_trl_ddp" in run(**common, strategy="ddp", micro_batch=1, precision="fp32-master")["notes"]
+    sft = run(**{**common, "algorithm": "sft"}, strategy="zero3", micro_batch=1)
+    assert "dpo_platform_runs_trl_ddp" not in sft["notes"]
 
 
 def test_ppo_has_a_critic_and_fits_the_quickstart():
@@ -205,7 +275,7 @@ def test_job_prefill_has_the_side_token_budgets():
     assert predicted["critic_max_token_len_per_gpu"] == predicted["log_prob_max_token_len_per_gpu"] == 4096
 
 
-@pytest.mark.parametrize("algorithm", ["sft", "sft-lora", "grpo", "dpo"])
+@pytest.mark.parametrize("algorithm", ["sft", "sft-lora", "grpo"])
 def test_v100_plans_in_fp16_without_flash_attention(algorithm):
     """V100 has no bf16 and no flash-attn: fp32 master weights with fp16 compute, never a 16-bit actor, and the
     logits at verl's row-wise fallback rather than the flash-attn cross entropy."""
@@ -216,6 +286,15 @@ def test_v100_plans_in_fp16_without_flash_attention(algorithm):
     assert {"fp16_no_bf16", "no_flash_attention"} <= set(result["notes"])
     assert prefill["model_dtype"] == "float32" and prefill["mixed_precision_dtype"] == "float16"
     assert "compute_dtype=fp16" in result["estimate"]["assumptions"]
+
+
+def test_v100_dpo_is_bf16_as_trl_loads_it():
+    """DPO left the fp16 case above: trl_runner loads bf16 weights on any GPU (torch emulates bf16 on a V100)."""
+    result = run(model="Qwen2.5-1.5B", gpu="v100", gpus_per_node=8, algorithm="dpo", seq_len=2048)
+    rec, prefill = result["recommendation"], result["job_prefill"]
+    assert result["fits"] and rec["precision"] == "bf16" and rec["compute_dtype"] == "bf16"
+    assert "dpo_bf16_without_hardware_bf16" in result["notes"] and "fp16_no_bf16" not in result["notes"]
+    assert prefill["model_dtype"] == "bfloat16" and "mixed_precision_dtype" not in prefill
 
 
 def test_v100_candidates_and_kernels():
