@@ -87,7 +87,41 @@ def run_target_switch(platform: Platform) -> str:
     )
     if chosen != current:
         settings.set_run_target(platform, chosen)
+        start_model_scan(platform, chosen)
+    remote_scan_status(platform, chosen)
     return chosen
+
+
+def start_model_scan(platform: Platform, target: str) -> int | None:
+    """When the target is a server, start listing its models in the background (a task); return the task id.
+
+    Never blocks on the network: an unreachable server makes the task fail with the reason, shown as a warning."""
+    from platform_core.errors import PlatformError
+    from platform_core.models import start_remote_scan
+
+    connection = settings.target_connection(target)
+    if not connection:
+        return None
+    try:
+        return start_remote_scan(platform, connection)
+    except PlatformError as exc:
+        st.warning(t("sidebar.scan.failed", name=connection, error=str(exc)))
+        return None
+
+
+def remote_scan_status(platform: Platform, target: str) -> None:
+    """Under the run-target switch: a progress line while the server's models are listed, a warning if that failed."""
+    from app.widgets import task_progress_line
+    from platform_core.models import remote_scan_state
+
+    connection = settings.target_connection(target)
+    if not connection:
+        return
+    state = remote_scan_state(platform, connection)
+    if state["state"] == "running":
+        task_progress_line(platform, state["task_id"], t("sidebar.scan.running", name=connection), key="sidebar")
+    elif state["state"] == "failed":
+        st.warning(t("sidebar.scan.failed", name=connection, error=state["error"] or ""))
 
 
 def access_gate(platform: Platform) -> bool:

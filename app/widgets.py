@@ -98,6 +98,28 @@ def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str 
     _panel()
 
 
+def task_progress_line(platform: Platform, task_id: int, text: str, key: str | None = None) -> None:
+    """A compact, self-refreshing progress line for a task that runs in the background (no log, no stop button);
+    when the task ends while shown, the whole page is drawn again so what it produced appears."""
+
+    @st.fragment(run_every=2)
+    def _line():
+        from platform_core.tasks import FINAL_STATES
+
+        task = platform.store.get("tasks", task_id)
+        if task is None:
+            return
+        watched = st.session_state.setdefault("_tasks_seen_running", set())
+        if task["state"] not in FINAL_STATES:
+            watched.add(task_id)
+            st.progress(task["progress"] or 0.0, text=f"{text} {task['message'] or ''}".strip())
+        elif task_id in watched:
+            watched.discard(task_id)
+            st.rerun()
+
+    _line()
+
+
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 
 

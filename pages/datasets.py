@@ -188,6 +188,8 @@ def list_view() -> None:
     rows = list_datasets(platform)
     if not rows:
         st.info(t("datasets.none"))
+        if connection:
+            remote_section()
         return
     c1, c2 = st.columns([3, 1])
     labels = {
@@ -218,6 +220,62 @@ def list_view() -> None:
         if st.session_state.get("ds_sync_task"):
             task_panel(platform, st.session_state["ds_sync_task"], key="sync_all")
     dataset_table(rows)
+    if connection:
+        remote_section()
+
+
+def remote_section() -> None:
+    """The files in the server's <workdir>/datasets/ folder, matched to local records (listed once per visit, again
+    after a sync ends or on Refresh; an unreachable server gives a warning and is not retried on every rerun)."""
+    from platform_core.datasets.sync import list_remote_datasets
+
+    st.subheader(t("datasets.remote.header", name=connection))
+    last_sync = platform.store.find("tasks", "kind = 'datasets.sync'", columns="id, state", order_by="id DESC", limit=1)
+    marker = [last_sync[0]["id"], last_sync[0]["state"]] if last_sync else None
+    key = f"ds_remote_listing_{connection}"
+    cached = st.session_state.get(key)
+    refresh = st.button(t("common.refresh"), key="ds_remote_refresh")
+    if refresh or cached is None or cached.get("marker") != marker:
+        try:
+            cached = {"listing": list_remote_datasets(platform, connection), "marker": marker}
+        except PlatformError as exc:
+            cached = {"error": str(exc), "marker": marker}
+        st.session_state[key] = cached
+    if "error" in cached:
+        st.warning(t("datasets.remote.unreachable", name=connection, error=cached["error"]))
+        return
+    listing = cached["listing"]
+    st.caption(t("datasets.remote.folder", folder=listing["folder"]))
+    files = listing["files"]
+    if not files:
+        st.caption(t("datasets.remote.empty"))
+        return
+    match_labels = {
+        "current": t("datasets.remote.match.current"),
+        "other_config": t("datasets.remote.match.other_config"),
+        None: t("datasets.remote.match.none"),
+    }
+
+    def owner(f: dict) -> str:
+        if f["partial"]:
+            return t("datasets.remote.partial")
+        if f["dataset_id"] is None:
+            return match_labels[None]
+        kind = target_labels.get(f["kind"], t("datasets.remote.original") if f["kind"] == "original" else "")
+        return f"#{f['dataset_id']} {f['dataset_name']} v{f['version']} · {kind} · {match_labels[f['match']]}"
+
+    frame = pd.DataFrame(
+        {
+            t("datasets.remote.col.file"): [f["name"] for f in files],
+            t("datasets.col.size"): [size_text(f["size_bytes"]) for f in files],
+            t("datasets.remote.col.modified"): [when(f["mtime"]) for f in files],
+            t("datasets.remote.col.local"): [owner(f) for f in files],
+        }
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    unmatched = sum(1 for f in files if f["dataset_id"] is None and not f["partial"])
+    if unmatched:
+        st.caption(t("datasets.remote.unmatched", count=unmatched))
 
 
 # -- detail view ---------------------------------------------------------------------------------------------------

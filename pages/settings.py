@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
 from app.i18n import t
-from app.state import get_platform_cached
+from app.state import get_platform_cached, start_model_scan
 from app.widgets import show_error, target_label, task_panel
 from platform_core import settings
 from platform_core.connections import (
@@ -48,6 +50,7 @@ if st.button(t("settings.mode.save"), key="save_mode", type="primary"):
     try:
         settings.set_run_target(platform, target)
         st.success(t("common.saved"))
+        start_model_scan(platform, target)  # a server's models are listed in the background
     except PlatformError as exc:
         show_error(exc)
 st.caption(t("settings.mode.current", target=target_label(settings.run_target(platform))))
@@ -250,14 +253,17 @@ if remote:
                 add_model_dir(platform, remote_dir, remote)
             except PlatformError as exc:
                 show_error(exc)
-    if st.button(t("settings.models.scan_remote")):
-        from platform_core.models import scan_remote_models
+    from platform_core.models import remote_scan_state
 
-        try:
-            with st.spinner("…"):
-                scan_remote_models(platform, remote)
-        except PlatformError as exc:
-            show_error(exc)
+    if st.button(t("settings.models.scan_remote")):
+        start_model_scan(platform, f"ssh:{remote}")
+    scan = remote_scan_state(platform, remote)
+    if scan["state"] == "never":
+        st.info(t("settings.models.never_scanned", name=remote))
+    elif scan["state"] == "completed" and scan["at"]:
+        st.caption(t("settings.models.scanned_at", at=time.strftime("%Y-%m-%d %H:%M", time.localtime(scan["at"]))))
+    if scan["task_id"] and scan["state"] in ("running", "failed"):
+        task_panel(platform, scan["task_id"], log_lines=20, key="model_scan")
     models_table(list_models(platform, remote))
 
 # -- security ------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from platform_core.context import Platform
 from platform_core.errors import InvalidInput, NotFound
 from platform_core.security.validation import check_name, check_path_text
+from platform_core.tasks import TaskContext, task_kind
 
 MODEL_DIRS_SETTING = "model_dirs"  # {"local": [paths], "<connection>": [remote paths]}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -80,7 +81,11 @@ def register_model(
     location: str = "local",
     info: dict[str, Any] | None = None,
 ) -> int:
-    """Register a model directory (reading its config.json) and return the model id; re-registering updates it."""
+    """Register a model directory (reading its config.json) and return the model id.
+
+    A path already registered keeps its record: its config facts are refreshed, its name and source stay (a record
+    a scan found takes the more specific source). A user registration (source "user") that asks for another name
+    than the record's is refused, naming the record, instead of being ignored."""
     text = check_path_text(str(path), "model path", allow_home=location != "local")
     if location == "local":
         resolved = Path(text).expanduser().resolve()
@@ -88,17 +93,50 @@ def register_model(
         text = str(resolved)
     elif info is None:
         raise InvalidInput("a remote model needs its config information (list it through the connection)")
-    name = check_name(name or Path(text).name, "model name")
-    record = {"name": name, "path": text, "location": location, "source": source, **info}
+    requested = check_name(name, "model name") if name else None
+    name = requested or check_name(Path(text).name, "model name")
     existing = platform.store.find_one("models", "path = ? AND location = ?", (text, location))
     if existing:
-        record.pop("name")
-        platform.store.update("models", existing["id"], **record)
+        if requested and source == "user" and not _same_name(existing["name"], requested, location):
+            raise InvalidInput(
+                f"model path: {text} is already registered as {existing['name']!r} (#{existing['id']}); "
+                f"use `model rename {existing['id']} {requested}` or remove it first"
+            )
+        changes = dict(info)
+        if existing["source"] == "scan" and source != "scan":
+            changes["source"] = source
+        platform.store.update("models", existing["id"], **changes)
         return existing["id"]
+    record = {"name": name, "path": text, "location": location, "source": source, **info}
     clash = platform.store.find_one("models", "name = ?", (name,))
     if clash:
         record["name"] = f"{name}@{location}" if location != "local" else f"{name}-{int(time.time())}"
     return platform.store.insert("models", {**record, "created_at": time.time()})
+
+
+def _same_name(stored: str, requested: str, location: str) -> bool:
+    """Whether a stored name is the requested one, or the variant registration gave it on a clash (name-<time>)."""
+    if stored == requested or stored == f"{requested}@{location}":
+        return True
+    suffix = stored.removeprefix(f"{requested}-")
+    return suffix != stored and suffix.isdigit()
+
+
+def find_registered(platform: Platform, path: Path | str, location: str = "local") -> dict[str, Any] | None:
+    """Return the record of a model directory if it is registered (a local path is compared resolved)."""
+    text = str(Path(str(path)).expanduser().resolve()) if location == "local" else str(path)
+    return platform.store.find_one("models", "path = ? AND location = ?", (text, location))
+
+
+def rename_model(platform: Platform, ref: str | int, new_name: str) -> dict[str, Any]:
+    """Give a registered model another name (unique among all models); return the updated record."""
+    model = get_model(platform, ref)
+    new_name = check_name(new_name, "model name")
+    clash = platform.store.find_one("models", "name = ? AND id != ?", (new_name, model["id"]))
+    if clash:
+        raise InvalidInput(f"model name: {new_name!r} is already used by model #{clash['id']} ({clash['path']})")
+    platform.store.update("models", model["id"], name=new_name)
+    return get_model(platform, model["id"])
 
 
 def get_model(platform: Platform, ref: str | int) -> dict[str, Any]:
@@ -233,4 +271,65 @@ def scan_remote_models(platform: Platform, connection: str) -> list[dict[str, An
             "meta": {"hidden_size": config.get("hidden_size"), "num_hidden_layers": config.get("num_hidden_layers")},
         }
         register_model(platform, model_path, source="scan", location=profile["name"], info=info)
+    scans = platform.store.get_setting(REMOTE_SCANS_SETTING, {})
+    scans[profile["name"]] = time.time()
+    platform.store.set_setting(REMOTE_SCANS_SETTING, scans)
     return list_models(platform, profile["name"])
+
+
+REMOTE_SCANS_SETTING = "model_scans"  # {"<connection>": time of the last finished listing of its models}
+SCAN_TASK = "models.scan_remote"
+
+
+@task_kind(SCAN_TASK)
+def scan_remote_task(ctx: TaskContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Task: list and register a server's models (params: connection)."""
+    ctx.progress(0.1, f"connecting to {params['connection']}")
+    rows = scan_remote_models(ctx.platform, params["connection"])
+    for row in rows:
+        ctx.log(f"{row['name']}: {row['path']} ({row['architecture'] or '?'})")
+    ctx.progress(1.0, f"{len(rows)} model(s)")
+    return {"connection": params["connection"], "models": len(rows)}
+
+
+def _scan_tasks(platform: Platform, connection: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = platform.store.find("tasks", "kind = ?", (SCAN_TASK,), order_by="id DESC", limit=limit)
+    return [row for row in rows if (row["params"] or {}).get("connection") == connection]
+
+
+def start_remote_scan(platform: Platform, connection: str) -> int:
+    """Start listing a server's models in the background (a task); return its id (the running one, if any)."""
+    from platform_core.connections import get_connection
+    from platform_core.tasks import submit_task
+
+    profile = get_connection(platform, connection)
+    state = remote_scan_state(platform, profile["name"])
+    if state["state"] == "running":
+        return state["task_id"]
+    return submit_task(platform, SCAN_TASK, f"List the models on {profile['name']}", {"connection": profile["name"]})
+
+
+def remote_scan_state(platform: Platform, connection: str) -> dict[str, Any]:
+    """How current a server's model list is: {state: never|running|completed|failed, task_id, at, error}.
+
+    `at` is when the last listing finished (by a task, the CLI or Settings); a task whose worker died counts as
+    failed."""
+    from platform_core.runners.process import pid_alive
+
+    at = platform.store.get_setting(REMOTE_SCANS_SETTING, {}).get(connection)
+    tasks = _scan_tasks(platform, connection, limit=20)
+    latest = tasks[0] if tasks else None
+    out: dict[str, Any] = {"state": "completed" if at else "never", "task_id": None, "at": at, "error": None}
+    if latest is None:
+        return out
+    out["task_id"] = latest["id"]
+    if latest["state"] in ("pending", "running"):
+        started = latest["started_at"] or latest["created_at"] or 0
+        dead = latest["pid"] is not None and not pid_alive(latest["pid"])
+        if not dead and (latest["pid"] is not None or time.time() - started < 60):
+            out["state"] = "running"
+            return out
+        out.update(state="failed", error="the listing stopped without a result")
+    elif latest["state"] in ("failed", "stopped") and (at is None or (latest["ended_at"] or 0) > at):
+        out.update(state="failed", error=latest["error"] or latest["state"])
+    return out

@@ -20,6 +20,11 @@ STRINGS = {
         "zh": "决定模型与数据集列表的来源，以及新任务在哪里运行。",
         "en": "Decides where models and datasets are listed from and where new jobs run.",
     },
+    "sidebar.scan.running": {"zh": "正在列出 {name} 上的模型…", "en": "Listing the models on {name}…"},
+    "sidebar.scan.failed": {
+        "zh": "无法列出 {name} 上的模型：{error}",
+        "en": "Could not list the models on {name}: {error}",
+    },
     "sidebar.workspace": {"zh": "工作区：{path}", "en": "Workspace: {path}"},
     "state.pending": {"zh": "等待中", "en": "pending"},
     "state.running": {"zh": "运行中", "en": "running"},

@@ -238,6 +238,32 @@ STRINGS = {
     },
     "datasets.sync.status": {"zh": "在 **{name}** 上的状态：**{status}**", "en": "Status on **{name}**: **{status}**"},
     "datasets.sync.at": {"zh": "最近一次：{at}", "en": "Last change: {at}"},
+    "datasets.remote.header": {"zh": "服务器上的文件（{name}）", "en": "On the server ({name})"},
+    "datasets.remote.folder": {"zh": "目录：`{folder}`", "en": "Folder: `{folder}`"},
+    "datasets.remote.empty": {
+        "zh": "服务器的 datasets/ 目录中还没有文件。",
+        "en": "No files in the server's datasets/ folder yet.",
+    },
+    "datasets.remote.unreachable": {
+        "zh": "无法列出 {name} 上的数据集文件：{error}。本地列表不受影响；服务器可用后点“刷新”。",
+        "en": "Could not list the dataset files on {name}: {error}. The local list is unaffected; click Refresh "
+        "when the server is reachable.",
+    },
+    "datasets.remote.col.file": {"zh": "文件", "en": "File"},
+    "datasets.remote.col.modified": {"zh": "修改时间", "en": "Modified"},
+    "datasets.remote.col.local": {"zh": "对应的本地数据集", "en": "Local dataset"},
+    "datasets.remote.match.current": {"zh": "当前版本", "en": "current"},
+    "datasets.remote.match.other_config": {"zh": "其他字段配置", "en": "other field configuration"},
+    "datasets.remote.match.none": {"zh": "无本地记录", "en": "no local record"},
+    "datasets.remote.original": {"zh": "原始文件", "en": "original file"},
+    "datasets.remote.partial": {
+        "zh": "未完成的上传（下次同步时清理）",
+        "en": "unfinished upload (removed by the next sync)",
+    },
+    "datasets.remote.unmatched": {
+        "zh": "{count} 个文件没有对应的本地记录（由其他方式放到服务器上）。",
+        "en": "{count} file(s) have no local record (put on the server by other means).",
+    },
     "datasets.remove.header": {"zh": "删除数据集", "en": "Delete the dataset"},
     "datasets.remove.help": {
         "zh": "删除这条记录；若没有其他记录使用同一文件，则同时删除文件与缓存。",

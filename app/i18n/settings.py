@@ -68,6 +68,12 @@ STRINGS = {
     },
     "settings.models.remote": {"zh": "服务器 {name} 上的模型", "en": "Models on {name}"},
     "settings.models.scan_remote": {"zh": "列出服务器上的模型", "en": "List the server's models"},
+    "settings.models.never_scanned": {
+        "zh": "尚未列出过 {name} 上的模型；点“列出服务器上的模型”（切换到该服务器时也会自动列出）。",
+        "en": 'The models on {name} have never been listed; click "List the server\'s models" (switching to the '
+        "server lists them too).",
+    },
+    "settings.models.scanned_at": {"zh": "上次列出：{at}", "en": "Last listed: {at}"},
     "settings.models.add_dir": {"zh": "添加模型目录", "en": "Add a model directory"},
     "settings.models.dir": {"zh": "目录", "en": "Directory"},
     "settings.models.register": {"zh": "注册模型目录", "en": "Register a model directory"},

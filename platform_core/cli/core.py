@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lst.add_argument("--location", default="local", help="'local' or a connection name")
     add_json_flag(lst)
     lst.set_defaults(handler=cmd_model_list)
+    rename = model_sub.add_parser("rename", help="give a registered model another name")
+    rename.add_argument("ref", help="id, name or path")
+    rename.add_argument("new_name")
+    add_json_flag(rename)
+    rename.set_defaults(handler=cmd_model_rename)
     rm = model_sub.add_parser("remove", help="forget a model (files stay)")
     rm.add_argument("ref")
     rm.set_defaults(handler=cmd_model_remove)
@@ -198,11 +203,22 @@ def cmd_rotate_key(args) -> int:
 
 
 def cmd_model_add(args) -> int:
-    from platform_core.models import get_model, register_model
+    from platform_core.models import find_registered, get_model, register_model
 
     platform = platform_for(args)
+    before = find_registered(platform, args.path)
     model_id = register_model(platform, args.path, name=args.name)
-    emit(args, {"id": model_id, **get_model(platform, model_id)}, f"registered model #{model_id}")
+    model = get_model(platform, model_id)
+    verb = "already registered as" if before else "registered"
+    emit(args, {"id": model_id, **model, "existing": bool(before)}, f"{verb} model #{model_id} {model['name']}")
+    return 0
+
+
+def cmd_model_rename(args) -> int:
+    from platform_core.models import rename_model
+
+    model = rename_model(platform_for(args), args.ref, args.new_name)
+    emit(args, model, f"model #{model['id']} is now {model['name']!r}")
     return 0
 
 

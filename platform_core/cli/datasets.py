@@ -1,4 +1,5 @@
-"""Dataset commands: add, list, show, audit, preview, fields, convert, export, sync, sync-status, remove."""
+"""Dataset commands: add, list, show, audit, preview, fields, convert, export, sync, sync-status, remote-list,
+remove."""
 
 from __future__ import annotations
 
@@ -126,6 +127,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--connection", required=True)
     add_json_flag(status)
     status.set_defaults(handler=cmd_sync_status)
+
+    remote = sub.add_parser("remote-list", help="the files in an SSH connection's <workdir>/datasets/ folder")
+    remote.add_argument("--connection", required=True)
+    add_json_flag(remote)
+    remote.set_defaults(handler=cmd_remote_list)
 
     rm = sub.add_parser("remove", help="delete a dataset (its file too when no other record uses it)")
     rm.add_argument("ref")
@@ -278,6 +284,26 @@ def cmd_sync_status(args) -> int:
 
     status = sync_status(platform_for(args), args.connection)
     emit(args, status, "\n".join(f"#{k}: {v['status']}" for k, v in status.items()) or "no datasets")
+    return 0
+
+
+def cmd_remote_list(args) -> int:
+    import time
+
+    from platform_core.datasets.sync import list_remote_datasets
+
+    listing = list_remote_datasets(platform_for(args), args.connection)
+
+    def line(f: dict) -> str:
+        owner = f"#{f['dataset_id']} {f['dataset_name']} v{f['version']} ({f['kind'] or '?'}" + (
+            ", other field configuration)" if f["match"] == "other_config" else ")"
+        )
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(f["mtime"] or 0))
+        what = "partial upload" if f["partial"] else (owner if f["dataset_id"] else "no local record")
+        return f"{f['name']:<56} {f['size_bytes'] / 2**20:>9.2f} MiB  {stamp}  {what}"
+
+    text = f"{listing['folder']}:\n" + ("\n".join(line(f) for f in listing["files"]) or "  (empty)")
+    emit(args, listing, text)
     return 0
 
 

@@ -177,6 +177,82 @@ def sync_status(
     return out
 
 
+def _names_by_record(records: list[dict[str, Any]]) -> tuple[dict[str, tuple[dict, str]], dict[str, list[dict]]]:
+    """{file name: (record, kind)} for every name a record's files have on a server, and {content hash prefix: records}."""
+    from platform_core.datasets.convert import targets_for
+
+    exact: dict[str, tuple[dict, str]] = {}
+    by_hash: dict[str, list[dict]] = {}
+    for record in records:
+        exact.setdefault(remote_file_name(record, "original"), (record, "original"))
+        for target in targets_for(record["type"]):
+            exact.setdefault(remote_file_name(record, target), (record, target))
+        by_hash.setdefault(record["content_hash"][:16], []).append(record)
+    return exact, by_hash
+
+
+def list_remote_datasets(platform: Platform, connection: str | int, session=None) -> dict[str, Any]:
+    """List the files in a server's `<workdir>/datasets/` folder and match them to local records by their
+    content-addressed names.
+
+    Returns {folder, files: [{name, path, size_bytes, mtime, partial, match, dataset_id, dataset_name, version,
+    kind}]}, newest first. `match`: "current" (the name one of the record's files has now: the original upload or a
+    conversion with the current field configuration), "other_config" (the same content converted with another field
+    configuration), or None (no local record: a file put there by other means). A missing folder lists nothing."""
+    import stat as stat_mod
+
+    from platform_core.runners.ssh import open_session
+
+    profile = get_connection(platform, connection)
+    paths = {row["id"]: row["path"] for row in platform.store.find("datasets", columns="id, path")}
+    exact, by_hash = _names_by_record([{**r, "path": paths[r["id"]]} for r in list_datasets(platform)])
+    own_session = session is None
+    session = session or open_session(platform, profile["id"])
+    try:
+        folder = posixpath.join(session.workdir(), "datasets")
+        try:
+            entries = session.sftp().listdir_attr(folder)
+        except FileNotFoundError:
+            entries = []
+        except (OSError, EOFError) as exc:
+            session.reconnect()
+            raise RemoteError(f"listing {folder} on {session.describe()} failed: {exc}") from exc
+    finally:
+        if own_session:
+            session.close()
+    files = []
+    for entry in entries:
+        if entry.st_mode is not None and not stat_mod.S_ISREG(entry.st_mode):
+            continue
+        name = entry.filename
+        info: dict[str, Any] = {
+            "name": name,
+            "path": posixpath.join(folder, name),
+            "size_bytes": entry.st_size or 0,
+            "mtime": entry.st_mtime,
+            "partial": ".partial-" in name,
+            "match": None,
+            "dataset_id": None,
+            "dataset_name": None,
+            "version": None,
+            "kind": None,
+        }
+        if name in exact:
+            record, kind = exact[name]
+            info.update(match="current", kind=kind)
+        elif not info["partial"] and name.split("-", 1)[0] in by_hash:
+            record = by_hash[name.split("-", 1)[0]][0]
+            parts = name.split("-")
+            info.update(match="other_config", kind=parts[1] if len(parts) > 2 else None)
+        else:
+            record = None
+        if record is not None:
+            info.update(dataset_id=record["id"], dataset_name=record["name"], version=record["version"])
+        files.append(info)
+    files.sort(key=lambda f: (-(f["mtime"] or 0), f["name"]))
+    return {"connection": profile["name"], "folder": folder, "files": files}
+
+
 def check_kind(kind: str | None) -> str | None:
     """Return a sync kind (None, "original" or a conversion target), or raise InvalidInput listing them."""
     if kind is not None and kind != "original" and kind not in TARGETS:

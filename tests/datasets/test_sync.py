@@ -176,3 +176,96 @@ def test_the_sync_commands(platform, sshd, ssh_profile, write):
     assert all(as_sft[str(i)]["remote_path"] == synced[str(i)]["remote_path"] for i in ids)
     status = cli("sync-status", "--connection", ssh_profile, "--json")
     assert status[str(grpo)]["status"] == "not_synced"  # only the type's engine format is tracked
+
+
+def test_the_server_s_dataset_folder_is_listed_and_matched_to_local_records(platform, sshd, ssh_profile, write):
+    """Files in <workdir>/datasets/ appear with size and mtime; content-addressed names name their local record."""
+    import json
+    import os
+    import sys
+    import time
+
+    from platform_core.datasets.sync import list_remote_datasets
+
+    empty = list_remote_datasets(platform, ssh_profile)  # no folder yet: nothing, not an error
+    assert empty == {"connection": ssh_profile, "folder": f"{sshd.home}/verl_jobs/datasets", "files": []}
+    synced = add_dataset(platform, write.jsonl("a.jsonl", _random_rows(20)), "sft", "synced set")["id"]
+    local_only = add_dataset(platform, write.jsonl("b.jsonl", _random_rows(10, 1)), "sft", "local only")["id"]
+    remote = ensure_synced(platform, synced, ssh_profile)
+    original = ensure_synced(platform, synced, ssh_profile, kind="original")
+    older = remote.rsplit("/", 1)[1]
+    update_field_config(
+        platform, synced, {"format": "prompt_response", "prompt_field": "response", "response_field": "prompt"}
+    )
+    current = ensure_synced(platform, synced, ssh_profile)
+    assert current != remote
+    folder = _remote_dir(sshd)
+    (folder / "brought-by-hand.jsonl").write_text('{"prompt": "x", "response": "y"}\n')
+    (folder / (older + ".partial-123")).write_bytes(b"half")
+    (folder / "a-folder").mkdir()
+    stamp = time.time() - 3600
+    os.utime(folder / "brought-by-hand.jsonl", (stamp, stamp))
+    listing = list_remote_datasets(platform, ssh_profile)
+    files = {f["name"]: f for f in listing["files"]}
+    assert set(files) == {
+        older,
+        current.rsplit("/", 1)[1],
+        original.rsplit("/", 1)[1],
+        "brought-by-hand.jsonl",
+        older + ".partial-123",
+    }
+    for name, info in files.items():
+        assert info["size_bytes"] == (folder / name).stat().st_size and info["path"] == f"{listing['folder']}/{name}"
+    assert abs(files["brought-by-hand.jsonl"]["mtime"] - stamp) < 2
+    assert listing["files"][-1]["name"] == "brought-by-hand.jsonl"  # newest first
+    by_hand = files["brought-by-hand.jsonl"]
+    assert by_hand["dataset_id"] is None and by_hand["match"] is None and not by_hand["partial"]
+    assert files[older + ".partial-123"]["partial"] and files[older + ".partial-123"]["dataset_id"] is None
+    now = files[current.rsplit("/", 1)[1]]
+    assert (now["dataset_id"], now["match"], now["kind"], now["dataset_name"]) == (
+        synced,
+        "current",
+        "verl_sft",
+        "synced set",
+    )
+    assert (files[older]["dataset_id"], files[older]["match"], files[older]["kind"]) == (
+        synced,
+        "other_config",
+        "verl_sft",
+    )
+    assert files[original.rsplit("/", 1)[1]]["kind"] == "original"
+    assert local_only not in {f["dataset_id"] for f in listing["files"]}
+
+    env = {**os.environ, "PLATFORM_HOME": str(platform.workspace.root)}
+    env.pop("PLATFORM_SECRET_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "platform_core", "dataset", "remote-list", "--connection", ssh_profile, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == json.loads(json.dumps(listing["files"]))
+    text = subprocess.run(
+        [sys.executable, "-m", "platform_core", "dataset", "remote-list", "--connection", ssh_profile],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    ).stdout
+    assert "brought-by-hand.jsonl" in text and "no local record" in text and f"#{synced} synced set v1" in text
+
+
+def test_listing_an_unreachable_server_names_it(platform, sshd, ssh_profile):
+    import socket
+
+    from platform_core.connections import update_connection
+    from platform_core.datasets.sync import list_remote_datasets
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    update_connection(platform, ssh_profile, port=port)
+    with pytest.raises(RemoteError, match="connection refused"):
+        list_remote_datasets(platform, ssh_profile)
