@@ -245,7 +245,24 @@ def new_job_form() -> None:
         [] if location == "local" else list_models(platform, "local", generative=True)
     )
     model_names = [m["name"] for m in models]
-    if not model_names:
+    if location != "local":  # a server's models come from the last listing of it (started by the run-target switch)
+        from app.state import start_model_scan
+        from app.widgets import task_progress_line
+        from platform_core.models import remote_scan_state
+
+        scan = remote_scan_state(platform, location)
+        if scan["state"] == "running":
+            task_progress_line(platform, scan["task_id"], t("jobs.models.scanning", name=location), key="jobs")
+        elif scan["state"] in ("never", "failed"):
+            h1, h2 = st.columns([3, 1])
+            if scan["state"] == "never":
+                h1.info(t("jobs.models.never_scanned", name=location))
+            else:
+                h1.warning(t("jobs.models.scan_failed", name=location, error=scan["error"] or ""))
+            if h2.button(t("jobs.models.scan"), key=f"{prefix}_scan_models", width="stretch"):
+                start_model_scan(platform, data["target"])
+                st.rerun()
+    if not model_names and (location == "local" or scan["state"] == "completed"):
         st.warning(t("jobs.no_models"))
     names_by_path = {m["path"]: m["name"] for m in models}
     wanted_model = names_by_path.get(values.get("model"), values.get("model"))  # the configurator gives a directory

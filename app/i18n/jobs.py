@@ -55,7 +55,6 @@ _FIELDS = {
     "reward_type": ("函数类型", "Function type"),
     "extraction": ("答案提取", "Answer extraction"),
     "comparison": ("比较方法", "Comparison"),
-    "answer_field": ("答案字段", "Answer field"),
     "json_key": ("JSON 键", "JSON key"),
     "custom_path": ("自定义奖励文件", "Custom reward file"),
 }
@@ -207,8 +206,9 @@ STRINGS.update(
             "en": "Correct answers score {correct}; wrong answers score {wrong}",
         },
         "jobs.dryrun.never_fires": {
-            "zh": "警告：正确答案几乎得不到奖励，检查答案字段与提取方式。",
-            "en": "Warning: correct answers almost never score; check the answer field and extraction.",
+            "zh": "警告：正确答案几乎得不到奖励。检查提取方式，以及数据集字段配置中的答案字段（数据集页面）。",
+            "en": "Warning: correct answers almost never score; check the extraction, and the answer field of the "
+            "dataset's field configuration (Datasets page).",
         },
         "jobs.dryrun.always_fires": {
             "zh": "警告：错误答案也能得到奖励，这个奖励无法区分好坏。",
@@ -276,6 +276,19 @@ STRINGS.update(
             "en": "Ready specs that run on a CPU (demo model, demo datasets).",
         },
         "jobs.demo.load": {"zh": "载入演示配置：{algorithm}", "en": "Load demo spec: {algorithm}"},
+        "jobs.models.scanning": {
+            "zh": "正在列出 {name} 上的模型，完成后列表自动更新…",
+            "en": "Listing the models on {name}; the list updates when it finishes…",
+        },
+        "jobs.models.never_scanned": {
+            "zh": "尚未列出过 {name} 上的模型，下面只有本地模型。",
+            "en": "The models on {name} have never been listed; only local models are offered below.",
+        },
+        "jobs.models.scan_failed": {
+            "zh": "无法列出 {name} 上的模型（下面是上次的列表与本地模型）：{error}",
+            "en": "Could not list the models on {name} (below: the last list and local models): {error}",
+        },
+        "jobs.models.scan": {"zh": "列出服务器上的模型", "en": "List the server's models"},
         "jobs.no_models": {
             "zh": "该位置没有已注册的模型（在“设置”中注册，或运行 demo init）。",
             "en": "No registered models at this location (register one in Settings, or run demo init).",

@@ -34,34 +34,74 @@ def wrong_answer(answer: str, rng: random.Random) -> str:
     return "not the answer"
 
 
+def training_rows(platform: Platform, dataset_ref: str | int) -> list[dict[str, Any]]:
+    """The rows RL training scores, as the engines read them: the dataset converted to verl's RL format.
+
+    The reference answer is `reward_model.ground_truth`, which the conversion takes from the dataset's field
+    configuration (`answer_field`, a dotted path such as `reward_model.ground_truth` for a file already in verl's
+    format); TRL's `solution` column is the same values. Each row: {row, prompt, reference, data_source, extra_info}.
+    """
+    import pyarrow.parquet as pq
+
+    from platform_core.datasets.service import convert_for, get_dataset
+
+    record = get_dataset(platform, dataset_ref)
+    if record["type"] not in ("grpo", "ppo"):
+        raise InvalidInput(
+            f"reward dry run: dataset {record['name']!r} is a {record['type'].upper()} dataset; "
+            "the reward scores GRPO/PPO datasets (a prompt and an answer)"
+        )
+    table = pq.read_table(convert_for(platform, record["id"], "verl_rl"))
+    rows = []
+    for data_source, reward_model, extra_info in zip(
+        table.column("data_source").to_pylist(),
+        table.column("reward_model").to_pylist(),
+        table.column("extra_info").to_pylist(),
+        strict=True,
+    ):
+        rows.append(
+            {
+                "row": int(extra_info["index"]),
+                "prompt": extra_info.get("question") or "",
+                "reference": reward_model["ground_truth"],
+                "data_source": data_source,
+                "extra_info": extra_info,
+            }
+        )
+    if not any(r["reference"] for r in rows):
+        answer = (record.get("field_config") or {}).get("answer_field") or "-"
+        raise InvalidInput(
+            f"answer field: dataset {record['name']!r} has no answer in any row (answer field {answer!r} of its "
+            "field configuration); set the answer field on the Datasets page"
+        )
+    return rows
+
+
 def dry_run(
     platform: Platform, dataset_ref: str | int, reward: RewardSpec | dict[str, Any], rows: int = 8, seed: int = 0
 ) -> dict[str, Any]:
-    """Score `rows` dataset rows with the reward: {rows: [...], correct_rate, wrong_rate, warnings}."""
-    from platform_core.datasets.service import load_records
+    """Score `rows` training rows with the reward: {rows: [...], correct_rate, wrong_rate, warnings}.
 
+    The rows and their reference answers are those training sees (`training_rows`), not the raw file's columns.
+    """
     reward = reward if isinstance(reward, RewardSpec) else RewardSpec(**reward)
-    frame = load_records(platform, dataset_ref, valid_only=True)
-    if reward.answer_field not in frame.columns:
-        raise InvalidInput(
-            f"answer field: the dataset has no column {reward.answer_field!r} "
-            f"(columns: {', '.join(map(str, frame.columns))})"
-        )
+    records = training_rows(platform, dataset_ref)
     rng = random.Random(seed)
-    picks = rng.sample(range(len(frame)), min(rows, len(frame)))
-    settings = reward.model_dump(exclude={"answer_field"})
+    picks = sorted(rng.sample(range(len(records)), min(rows, len(records))))
+    settings = reward.model_dump()
     out = []
     for index in picks:
-        record = frame.iloc[index]
-        truth = str(record[reward.answer_field])
+        record = records[index]
+        truth = record["reference"]
+        context = {"data_source": record["data_source"], "extra_info": record["extra_info"]}
         right_text = render_answer(truth, reward.extraction, reward.json_key)
         wrong_text = render_answer(wrong_answer(truth, rng), reward.extraction, reward.json_key)
-        right = score_details(right_text, truth, data_source=str(record.get("data_source", "")), **settings)
-        wrong = score_details(wrong_text, truth, data_source=str(record.get("data_source", "")), **settings)
+        right = score_details(right_text, truth, **context, **settings)
+        wrong = score_details(wrong_text, truth, **context, **settings)
         out.append(
             {
-                "row": int(index),
-                "prompt": str(record.get("prompt", ""))[:200],
+                "row": record["row"],
+                "prompt": record["prompt"][:200],
                 "reference": truth,
                 "correct_response": right_text,
                 "correct_extracted": right["extracted"],

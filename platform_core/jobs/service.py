@@ -484,14 +484,14 @@ def stop_job(platform: Platform, job_id: int) -> dict[str, Any]:
     finally:
         runner.close()
     if not gone:
-        platform.store.update(
-            "jobs", job["id"], error="some processes did not exit; retry Stop", updated_at=time.time()
-        )
-        raise PlatformError(f"job #{job_id}: some processes survived the stop request; try again")
+        note = runner.stop_note or "some processes did not exit"
+        platform.store.update("jobs", job["id"], error=f"{note}; retry Stop", updated_at=time.time())
+        raise PlatformError(f"job #{job_id}: {note}; try again")
     now = time.time()
     current = platform.store.get("runs", run["id"])
+    reason = f"stopped by the user; {runner.stop_note}" if runner.stop_note else "stopped by the user"
     if current["state"] in ("starting", "running"):
-        platform.store.update("runs", run["id"], state="stopped", ended_at=now, reason="stopped by the user")
+        platform.store.update("runs", run["id"], state="stopped", ended_at=now, reason=reason)
     platform.store.update("jobs", job["id"], state="stopped", updated_at=now)
     return refresh_job(platform, job_id)
 

@@ -22,7 +22,12 @@ def hint(text: str, group: str = "basic", **extra: Any) -> dict[str, Any]:
 
 
 class RewardSpec(BaseModel):
-    """How GRPO (and PPO without a reward model) scores a response against the dataset's answer field."""
+    """How GRPO (and PPO without a reward model) scores a response against the dataset's answer.
+
+    Which column holds the answer is the dataset's field configuration (`answer_field`, set on the Datasets page):
+    the conversion puts it in verl's `reward_model.ground_truth` / TRL's `solution`, and the dry run reads it from
+    the same converted rows. There is no answer column here, so the two cannot disagree.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +38,6 @@ class RewardSpec(BaseModel):
         "boxed", json_schema_extra=hint("boxed = \\boxed{...}", "reward")
     )
     comparison: Literal["exact", "numeric", "fuzzy"] = Field("numeric", json_schema_extra=hint("", "reward"))
-    answer_field: str = Field("solution", json_schema_extra=hint("solution", "reward"))
     json_key: str = Field("answer", json_schema_extra=hint("json extraction key", "reward"))
     custom_path: str | None = Field(
         None,
@@ -42,11 +46,20 @@ class RewardSpec(BaseModel):
         ),
     )
 
-    @field_validator("answer_field", "json_key")
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, data: Any) -> Any:
+        # Stored specs from before answer_field was removed (training never read it: the dataset's field
+        # configuration decides the answer column) still load.
+        if isinstance(data, dict) and "answer_field" in data:
+            data = {k: v for k, v in data.items() if k != "answer_field"}
+        return data
+
+    @field_validator("json_key")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not value.replace("_", "").isalnum():
-            raise ValueError(f"{value!r} must be a column name (letters, digits, _)")
+            raise ValueError(f"{value!r} must be a JSON key (letters, digits, _)")
         return value
 
     @field_validator("custom_path")

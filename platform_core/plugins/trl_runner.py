@@ -185,7 +185,7 @@ def reward_function(cfg: dict):
     from reward import score_details
 
     settings = dict(cfg["reward"])
-    settings.pop("answer_field", None)
+    settings.pop("answer_field", None)  # in configs written before it left the spec; the answer is `solution`
     rollout_dir = cfg.get("rollout_dir")
     if rollout_dir:
         os.makedirs(rollout_dir, exist_ok=True)
@@ -257,6 +257,7 @@ def run_ppo(cfg: dict, tokenizer, resume: bool):
     if not cfg.get("reward_model_path"):
         raise SystemExit("TRL's PPO needs a reward model: set reward_model_path (or run GRPO for a rule reward)")
     checkpoint = _resume_arg(cfg, resume)
+    tokenizer.padding_side = "left"  # PPOTrainer generates from the padded prompt batch: pad on the left
     dtype = torch.float32 if cfg["device"] == "cpu" else torch.bfloat16
     policy = _load_model(cfg, checkpoint or cfg["model_path"])
     reference = _load_model(cfg)
@@ -270,8 +271,9 @@ def run_ppo(cfg: dict, tokenizer, resume: bool):
     def tokenize(row):
         prompt = row["prompt"]
         if isinstance(prompt, list) and tokenizer.chat_template:
-            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-            ids = ids["input_ids"] if isinstance(ids, dict) else ids
+            # transformers 5 returns a BatchEncoding (a Mapping, not a dict) unless return_dict=False
+            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+            ids = ids["input_ids"] if hasattr(ids, "keys") else ids
         else:
             ids = tokenizer(prompt if isinstance(prompt, str) else prompt[-1]["content"], add_special_tokens=False)[
                 "input_ids"

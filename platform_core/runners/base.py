@@ -24,6 +24,7 @@ class Runner(ABC):
 
     kind: str = ""
     location: str = "local"  # where files and models live: "local" or the connection name
+    stop_note: str = ""  # set by stop(): what it had to do beyond the normal stop (processes it killed)
 
     @abstractmethod
     def outputs_root(self) -> str: ...

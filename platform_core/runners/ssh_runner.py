@@ -229,20 +229,54 @@ class SSHRunner(Runner):
             self._reset()
             raise
 
-    def stop(self, run: dict[str, Any]) -> bool:
-        pid = run.get("pid")
-        if not self._pid_alive(pid):
-            return True
-        self.session.run(["kill", "-TERM", str(int(pid))], timeout=20)
-        deadline = time.monotonic() + STOP_WAIT_S
-        while time.monotonic() < deadline:
-            if not self._pid_alive(pid):
+    def _group_members(self, pgid: int | None) -> list[int]:
+        """Live (non-zombie) processes of a process group on the server."""
+        if not pgid:
+            return []
+        out = self.session.run(["ps", "-e", "-o", "pid=,pgid=,stat="], timeout=20)
+        members = []
+        for line in (out.stdout or "").splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == str(int(pgid)) and not parts[2].startswith("Z"):
+                members.append(int(parts[0]))
+        return members
+
+    def _wait_gone(self, pid: int | None, pgid: int | None, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if not self._pid_alive(pid) and not self._group_members(pgid):
                 return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(1)
+
+    def stop(self, run: dict[str, Any]) -> bool:
+        """Stop the supervisor (it terminates the trainer), then verify the trainer's process group is gone too.
+
+        The trainer runs in its own session (pgid in supervisor.json). If the supervisor died without taking it
+        along (killed, OOM) or the group outlives it, the group is killed here and `stop_note` says so.
+        """
+        self.stop_note = ""
+        pid = run.get("pid")
         status = self.read_json(f"{run['run_dir']}/supervisor.json") or {}
-        for target in (status.get("pgid"), pid):
+        pgid = status.get("pgid")
+        if self._pid_alive(pid):
+            self.session.run(["kill", "-TERM", str(int(pid))], timeout=20)
+            if self._wait_gone(pid, pgid, STOP_WAIT_S):
+                return True
+        elif not self._group_members(pgid):
+            return True
+        survivors = self._group_members(pgid)
+        for target in (pgid, pid):
             if target:
                 self.session.run(["kill", "-KILL", "--", f"-{int(target)}"], timeout=20)
                 self.session.run(["kill", "-KILL", str(int(target))], timeout=20)
-        time.sleep(1)
-        return not self._pid_alive(pid)
+        gone = self._wait_gone(pid, pgid, 10)
+        if survivors:
+            pids = ", ".join(map(str, survivors))
+            self.stop_note = (
+                f"trainer processes {pids} (group {pgid}) outlived the supervisor and were killed"
+                if gone
+                else f"trainer processes of group {pgid} survived SIGKILL on {self.session.describe()}"
+            )
+        return gone

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from platform_core.datasets.service import add_dataset, convert_for, update_field_config
 from platform_core.errors import InvalidInput
 from platform_core.jobs.dryrun import dry_run
 from platform_core.plugins import reward as R
@@ -147,6 +150,73 @@ def test_dry_run_shows_a_reward_that_always_fires(demo_platform):
     assert "never_fires" not in fuzzy["warnings"]
 
 
-def test_dry_run_names_a_missing_answer_field(demo_platform):
-    with pytest.raises(InvalidInput, match="no column 'answer'"):
-        dry_run(demo_platform, "demo-grpo", {"answer_field": "answer"})
+def _trained_answers(platform, dataset_id) -> dict[int, dict[str, str]]:
+    """What training reads, by original row: verl's reward_model.ground_truth and TRL's solution column."""
+    verl = pq.read_table(convert_for(platform, dataset_id, "verl_rl")).to_pylist()
+    trl = pq.read_table(convert_for(platform, dataset_id, "trl_rl")).to_pylist()
+    return {
+        v["extra_info"]["index"]: {"verl": v["reward_model"]["ground_truth"], "trl": t["solution"]}
+        for v, t in zip(verl, trl, strict=True)
+    }
+
+
+def test_dry_run_scores_the_answer_column_training_reads(platform, tmp_path):
+    # The answer lives in `gold`; a `solution` column holding other values must not be what gets scored.
+    rows = [{"question": f"{i} * 3 = ?", "gold": i * 3, "solution": 1000 + i, "src": "mul"} for i in range(6)]
+    path = tmp_path / "mul.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    config = {"prompt_field": "question", "answer_field": "gold", "data_source_field": "src"}
+    dataset_id = add_dataset(platform, path, "grpo", "mul", field_config=config)["id"]
+
+    result = dry_run(platform, dataset_id, {"extraction": "last_number"}, rows=6)
+    trained = _trained_answers(platform, dataset_id)
+    assert {r["row"]: r["reference"] for r in result["rows"]} == {i: str(i * 3) for i in range(6)}
+    for r in result["rows"]:
+        assert trained[r["row"]] == {"verl": r["reference"], "trl": r["reference"]}
+        assert r["prompt"] == rows[r["row"]]["question"]
+    assert result["correct_rate"] == 1.0 and result["warnings"] == []
+
+    # Editing the dataset's answer field changes what training and the dry run read, together.
+    update_field_config(platform, dataset_id, {"answer_field": "solution"})
+    moved = dry_run(platform, dataset_id, {"extraction": "last_number"}, rows=6)
+    assert {r["row"]: r["reference"] for r in moved["rows"]} == {i: str(1000 + i) for i in range(6)}
+    assert all(_trained_answers(platform, dataset_id)[r["row"]]["verl"] == r["reference"] for r in moved["rows"])
+
+
+def test_dry_run_of_a_verl_format_dataset_reads_reward_model_ground_truth(platform, tmp_path):
+    rows = [
+        {
+            "data_source": "openai/gsm8k",
+            "prompt": [{"role": "user", "content": f"What is {i} + 1?"}],
+            "ability": "math",
+            "reward_model": {"style": "rule", "ground_truth": str(i + 1)},
+            "extra_info": {"index": i},
+        }
+        for i in range(5)
+    ]
+    path = tmp_path / "gsm8k.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    dataset_id = add_dataset(platform, path, "grpo", "gsm8k")["id"]
+
+    result = dry_run(platform, dataset_id, {"extraction": "boxed"}, rows=5)
+    trained = _trained_answers(platform, dataset_id)
+    assert [r["reference"] for r in result["rows"]] == ["1", "2", "3", "4", "5"]
+    assert all(trained[r["row"]] == {"verl": r["reference"], "trl": r["reference"]} for r in result["rows"])
+    assert result["rows"][2]["prompt"] == "What is 2 + 1?"  # the chat's last user message
+    assert result["correct_rate"] == 1.0 and result["wrong_rate"] == 0.0
+
+
+def test_dry_run_refuses_datasets_without_answers(demo_platform):
+    with pytest.raises(InvalidInput, match="'demo-ppo' has no answer in any row"):
+        dry_run(demo_platform, "demo-ppo", {})
+    with pytest.raises(InvalidInput, match="'demo-sft' is a SFT dataset"):
+        dry_run(demo_platform, "demo-sft", {})
+
+
+def test_stored_specs_with_the_retired_answer_field_still_load():
+    from platform_core.jobs.specs import GRPOSpec, RewardSpec
+
+    assert "answer_field" not in RewardSpec.model_fields
+    assert RewardSpec(answer_field="solution", extraction="last_number").extraction == "last_number"
+    spec = GRPOSpec(name="old", algorithm="grpo", model="m", dataset="d", reward={"answer_field": "gold"})
+    assert "answer_field" not in spec.model_dump()["reward"]

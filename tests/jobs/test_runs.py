@@ -1,4 +1,4 @@
-"""Real training runs on this CPU: verl's SFT trainer (through the platform plugin) and TRL's DPO/GRPO, with
+"""Real training runs on this CPU: verl's SFT trainer (through the platform plugin) and TRL's DPO/GRPO/PPO, with
 pause, resume, stop, and a launcher that is killed while the run goes on. No fake trainer anywhere."""
 
 from __future__ import annotations
@@ -183,3 +183,46 @@ def test_the_run_survives_the_app_process_being_killed(demo_platform):
     assert "running" in text
     assert any(m.label.startswith("Step") and int(str(m.value).split("/")[0].strip()) > step_at_kill for m in at.metric)
     service.stop_job(demo_platform, job_id)
+
+
+def test_trl_ppo_demo_runs_with_the_reward_model_then_pauses_and_resumes(demo_platform):
+    """The demo PPO spec (TRL's PPO trainer through ResumablePPOTrainer, scored by the demo reward model)."""
+    total = 4  # a pause asked for after step 1 lands at step 2 or 3 on a loaded machine, still before the end
+    spec = demo_spec(demo_platform, "ppo", total_steps=total, save_freq=1)
+    job_id = service.create_job(demo_platform, spec, start=True)
+
+    def stepped() -> bool:
+        job = service.refresh_job(demo_platform, job_id)
+        assert job["state"] not in service.FINAL_STATES, service.job_logs(demo_platform, job_id, tail=20)
+        return job["step"] >= 1
+
+    wait_for(stepped, RUN_TIMEOUT, 1, "PPO step 1")
+    service.pause_job(demo_platform, job_id)
+    job = wait_final(demo_platform, job_id)
+    assert job["state"] == "paused", job["error"]
+    assert job["engine"] == "trl"
+    paused_at = job["step"]
+    assert 1 <= paused_at < total
+    checkpoint = Path(job["output_dir"]) / "checkpoints" / f"checkpoint-{paused_at}"
+    assert (checkpoint / "value_model" / "config.json").is_file()  # ResumablePPOTrainer also keeps the critic
+    service.resume_job(demo_platform, job_id)
+    job = wait_final(demo_platform, job_id)
+    assert job["state"] == "completed", job["error"]
+    assert job["step"] == total
+    assert metric_steps(attempt_dirs(job)) == list(range(1, total + 1))  # each step once across both attempts
+    records = [
+        json.loads(line)
+        for attempt in attempt_dirs(job)
+        for line in (attempt / "metrics.jsonl").read_text().splitlines()
+    ]
+    for record in records:
+        data = record["data"]
+        assert {"objective/scores", "loss/value_avg", "loss/policy_avg", "lr"} <= set(data), sorted(data)
+        assert all(v == v for v in data.values() if isinstance(v, float))  # no NaN
+    rates = [r["data"]["lr"] for r in records]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == total, rates  # the schedule went on
+    log = "".join((a / "stdout.log").read_text() for a in attempt_dirs(job))
+    assert "right-padding was detected" not in log  # prompts are left-padded for generation
+    assert service.job_status(demo_platform, job_id)["checkpoints"] == list(range(1, total + 1))
+    runs = service.job_runs(demo_platform, job_id)
+    assert [r["attempt"] for r in runs] == [1, 2] and [r["state"] for r in runs] == ["paused", "completed"]

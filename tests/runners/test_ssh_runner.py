@@ -2,11 +2,14 @@
 127.0.0.1, its connection cut mid-run, re-attached, finished, with every metric step recorded exactly once.
 
 The "server" is this machine reached over SSH as root (a remote host on another network cannot be reached here);
-everything between the platform and the run goes through SSH/SFTP."""
+everything between the platform and the run goes through SSH/SFTP. Stop is checked down to the trainer's process
+group, also when the supervisor died without taking it along."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import psutil
 import pytest
@@ -17,6 +20,7 @@ from platform_core.jobs.service import load_spec_file
 from platform_core.monitor.files import RemoteFiles
 from platform_core.monitor.run import RunMonitor
 from platform_core.runners.ssh import open_session
+from platform_core.runners.ssh_runner import SSHRunner
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 
@@ -68,3 +72,59 @@ def test_sft_on_the_server_survives_a_dropped_connection(demo_platform, sshd, tm
     assert demo_platform.store.find_one("checkpoints", "job_id = ?", (job_id,))["location"] == "gpu-lab"
     synced = demo_platform.store.find("dataset_syncs")
     assert synced and synced[0]["status"] == "synced"
+
+
+def _group_alive(pgid: int) -> list[int]:
+    alive = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return alive
+
+
+def _launch_sleeper(runner: SSHRunner, attempt: int) -> tuple[dict, int]:
+    """A real supervisor on the server whose "trainer" is a shell with two children in its own process group."""
+    attempt_dir = f"{runner.workdir()}/outputs/job-1/attempt-{attempt}"
+    spec = {"argv": ["bash", "-c", "sleep 600 & sleep 600 & wait"], "env": {}, "sample_every": 60}
+    launched = runner.launch(attempt_dir, spec, run_id=attempt)
+    run = {"pid": launched["pid"], "run_dir": attempt_dir}
+    status = wait_for(
+        lambda: (s := runner.read_json(f"{attempt_dir}/supervisor.json")) and s.get("pgid") and s, 60, 0.5, "pgid"
+    )
+    pgid = status["pgid"]
+    wait_for(lambda: len(_group_alive(pgid)) >= 3, 30, 0.2, "the trainer and its two children")
+    return run, pgid
+
+
+def test_stop_verifies_the_trainer_process_group_is_gone(platform, sshd, ssh_profile):
+    runner = SSHRunner(platform, ssh_profile)
+    try:
+        # A normal stop: the supervisor takes its trainer group down, nothing left to report.
+        run, pgid = _launch_sleeper(runner, 1)
+        assert runner.stop(run) is True and runner.stop_note == ""
+        assert _group_alive(pgid) == [] and _gone(run["pid"])
+        assert runner.read_json(f"{run['run_dir']}/supervisor.json")["state"] == "stopped"
+
+        # The supervisor dies on its own (OOM killer, kill -9): its trainer group lives on in its own session.
+        run, pgid = _launch_sleeper(runner, 2)
+        os.kill(run["pid"], signal.SIGKILL)
+        wait_for(lambda: _gone(run["pid"]), 10, 0.2, "supervisor gone")
+        survivors = _group_alive(pgid)
+        assert len(survivors) >= 3  # what the previous stop() declared gone without looking
+        assert runner.stop(run) is True
+        assert _group_alive(pgid) == []
+        assert f"(group {pgid}) outlived the supervisor and were killed" in runner.stop_note
+        assert str(pgid) in runner.stop_note.split("(")[0]
+    finally:
+        runner.close()
+
+
+def _gone(pid: int) -> bool:
+    """The pid no longer runs (absent, or a zombie nobody reaped)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
