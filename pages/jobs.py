@@ -153,6 +153,7 @@ def job_list() -> None:
 def initial_values(algorithm: str) -> tuple[dict, str | None]:
     """Defaults, overlaid with a configurator recommendation or a cloned job's spec (shown once)."""
     values = defaults(algorithm)
+    values["target"] = settings.run_target(platform)  # the sidebar's choice, unless a clone or demo spec names one
     note = None
     prefill = st.session_state.get("job_prefill")
     if prefill:
@@ -178,6 +179,11 @@ def form_generation() -> int:
         st.session_state["_jf_source"] = source
         st.session_state["_jf_generation"] = st.session_state.get("_jf_generation", 0) + 1
         for key in [k for k in st.session_state if str(k).startswith("jf_")]:
+            del st.session_state[key]
+    target = settings.run_target(platform)
+    if st.session_state.get("_jf_run_target") != target:  # the sidebar switched: "Run on" follows, the rest stays
+        st.session_state["_jf_run_target"] = target
+        for key in [k for k in st.session_state if str(k).startswith("jf_") and str(k).endswith("_target")]:
             del st.session_state[key]
     return st.session_state["_jf_generation"]
 

@@ -1,6 +1,7 @@
 """The demo kit's training side: a tiny reward model for PPO and ready job specs for SFT, GRPO, PPO and DPO.
 
-The specs are sized for a 2-core CPU: the SFT run (real verl trainer) takes a minute or two and its loss falls;
+The specs are sized for a 2-core CPU: the SFT run (real verl trainer, 135 steps) takes two to three minutes; its loss
+falls and the demo eval set's `counting` category goes from 0 to nearly 100% (one-digit arithmetic only partly);
 GRPO, PPO and DPO run on TRL because verl's RL needs a GPU. Hyper-parameters are far outside the user's guide
 ranges on purpose: the demo model is tiny and random, and a demo must show learning within minutes.
 """
@@ -29,11 +30,12 @@ def demo_specs(reward_model_path: str) -> dict[str, dict[str, Any]]:
             "algorithm": "sft",
             "dataset": "demo-sft",
             "val_dataset": "demo-sft-val",
-            "test_freq": 10,
-            "learning_rate": 3e-3,
+            "save_freq": 25,
+            "test_freq": 25,
+            "learning_rate": 1e-3,
             "batch_size": 32,
             "micro_batch_size_per_gpu": 8,
-            "epochs": 3,
+            "epochs": 9,
             "max_length": 64,
             "gradient_checkpointing": False,
         },

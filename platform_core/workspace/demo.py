@@ -80,11 +80,26 @@ def arithmetic_items(rng: random.Random, count: int) -> list[dict[str, Any]]:
     return items
 
 
+def counting_items(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """Return `count` "what comes after N" questions (N 0..8): nine facts a random tiny model learns in about two
+    minutes of demo SFT on a CPU, where one-digit arithmetic (a hundred facts) needs far longer."""
+    styles = ["What comes after {n}?", "{n} 的下一个数是？", "Count on from {n}:"]
+    items = []
+    for i in range(count):
+        n = rng.randint(0, 8)
+        items.append({"prompt": styles[i % len(styles)].format(n=n), "answer": str(n + 1), "category": "counting"})
+    return items
+
+
 def demo_records(seed: int = 0) -> dict[str, list[dict[str, Any]]]:
-    """Return the demo datasets by type (sft, grpo, ppo, dpo, eval) in the user's guide formats."""
+    """Return the demo datasets by type (sft, grpo, ppo, dpo, eval) in the user's guide formats.
+
+    The SFT set is half counting (learned within the demo SFT run: the eval's `counting` category goes from 0 to
+    nearly 100%), half one-digit arithmetic (partly learned), plus a few general questions."""
     rng = random.Random(seed)
-    sft = [{"prompt": it["prompt"], "response": it["answer"]} for it in arithmetic_items(rng, 480)]
-    sft += [{"prompt": q, "response": a} for q, a in GENERAL_QA] * 4
+    sft = [{"prompt": it["prompt"], "response": it["answer"]} for it in arithmetic_items(rng, 240)]
+    sft += [{"prompt": it["prompt"], "response": it["answer"]} for it in counting_items(rng, 240)]
+    sft += [{"prompt": q, "response": a} for q, a in GENERAL_QA]
     rng.shuffle(sft)
     grpo = [
         {"prompt": it["prompt"], "data_source": "math", "solution": it["answer"]} for it in arithmetic_items(rng, 128)
@@ -103,10 +118,13 @@ def demo_records(seed: int = 0) -> dict[str, list[dict[str, Any]]]:
                 "rejected": "不知道。" if any("\u4e00" <= c <= "\u9fff" for c in q) else "No idea.",
             }
         )
-    sft_val = [{"prompt": it["prompt"], "response": it["answer"]} for it in arithmetic_items(rng, 64)]
+    sft_val = [
+        {"prompt": it["prompt"], "response": it["answer"]}
+        for it in arithmetic_items(rng, 32) + counting_items(rng, 32)
+    ]
     eval_items = [
         {"prompt": it["prompt"], "reference": it["answer"], "category": it["category"]}
-        for it in arithmetic_items(rng, 48)
+        for it in arithmetic_items(rng, 32) + counting_items(rng, 16)
     ]
     eval_items += [{"prompt": q, "reference": a, "category": "general"} for q, a in GENERAL_QA]
     return {"sft": sft, "grpo": grpo, "ppo": ppo, "dpo": dpo, "eval": eval_items, "sft_val": sft_val}

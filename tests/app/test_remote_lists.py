@@ -41,7 +41,7 @@ def _closed_port() -> int:
 
 
 def _form_target(at: AppTest, lang: str, target: str) -> None:
-    """Pick the New job form's "Run on" (it starts at the spec's default, local)."""
+    """Pick the New job form's "Run on" (it starts at the sidebar's run target)."""
     box = next(box for box in at.selectbox if box.label == STRINGS["jobs.field.target"][lang])
     box.set_value(target).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -89,7 +89,8 @@ def test_switching_to_a_server_lists_its_models_in_the_background(platform, sshd
     assert wait_task(platform, task["id"], timeout_s=120)["state"] == "completed"
     at.switch_page("../pages/jobs.py")
     at.run()
-    _form_target(at, "en", f"ssh:{ssh_profile}")
+    box = next(box for box in at.selectbox if box.label == STRINGS["jobs.field.target"]["en"])
+    assert box.value == f"ssh:{ssh_profile}"  # the New job form starts where the sidebar says jobs run
     model = next(box for box in at.selectbox if box.label == STRINGS["jobs.field.model"]["en"])
     assert "remote-tiny" in model.options
     texts = _texts(at)

@@ -16,11 +16,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def demo_eval_rows(per_category: int = 2) -> list[dict]:
-    """The demo eval set trimmed to a few items per category (addition, subtraction, general)."""
+def demo_eval_rows(per_category: int = 2, categories=("addition", "subtraction", "general")) -> list[dict]:
+    """The demo eval set trimmed to a few items per category (by default addition, subtraction, general)."""
     rows, counts = [], {}
     for row in demo_records()["eval"]:
-        if counts.get(row["category"], 0) < per_category:
+        if row["category"] in categories and counts.get(row["category"], 0) < per_category:
             counts[row["category"]] = counts.get(row["category"], 0) + 1
             rows.append(row)
     return rows

@@ -18,7 +18,7 @@ from platform_core.tasks import create_task, execute_task
 
 pytestmark = pytest.mark.slow
 
-STEPS = 16  # as the jobs area's demo SFT test: the loss is visibly down by then
+STEPS = 135  # the demo spec's whole run (9 epochs of 15 steps): counting is learned by then
 METRICS = ["accuracy", "exact_match", "bleu", "rouge"]
 GREEDY = {"max_new_tokens": 8, "temperature": 0, "batch_size": 16}
 
@@ -47,7 +47,7 @@ def test_the_demo_model_before_and_after_the_demo_sft_job(demo_platform):
     before = evaluate_model(platform, "demo-qwen2-tiny", eval_set, METRICS, GREEDY, name="before-sft")
     after = evaluate_model(platform, train_and_export(platform), eval_set, METRICS, GREEDY, name="after-sft")
 
-    categories = {"addition", "subtraction", "general"}
+    categories = {"addition", "subtraction", "counting", "general"}
     for result in (before, after):
         summary = result["summary"]
         assert summary["scored"] == summary["items"] == 56 and not summary["partial"]
@@ -68,10 +68,10 @@ def test_the_demo_model_before_and_after_the_demo_sft_job(demo_platform):
     for per_category in comparison["per_category"].values():
         assert {"delta", "test", "p_value", "significant"} <= set(per_category["accuracy"])
 
-    # What STEPS steps on this CPU reliably teach (seen on repeated runs): to end the answer. The untrained model
-    # never emits its end-of-turn token within 8 tokens; the SFT model ends (finish "stop") on nearly every item.
-    # The answers are not right yet (accuracy and ROUGE stay 0 at this length of training), so no metric gain is
-    # asserted; the comparison is checked for its form above.
-    base_finish = [s["finish"][0] for s in load_samples(platform, before["run_id"])]
-    sft_finish = [s["finish"][0] for s in load_samples(platform, after["run_id"])]
-    assert base_finish.count("stop") < 28 < sft_finish.count("stop"), (base_finish, sft_finish)
+    # What the demo SFT run teaches (the demo kit's promise): "what comes after N" goes from never right to (nearly)
+    # always right, and the accuracy gain over the whole set is significant under McNemar's test. One-digit
+    # arithmetic is only partly learned, so no figure is asserted for it.
+    counting = comparison["per_category"]["counting"]["accuracy"]
+    assert counting["baseline"] == 0 and counting["value"] >= 0.75, counting
+    accuracy = comparison["metrics"]["accuracy"]
+    assert accuracy["delta"] > 0.2 and accuracy["significant"], accuracy
