@@ -98,7 +98,7 @@ def set_local_python(platform: Platform, path: str) -> str:
     path = path.strip()
     if not path:
         platform.store.set_setting("local_python", "")
-        return python_version()
+        return ".".join(python_version().split(".")[:2])
     check_path_text(path, "training Python", allow_home=True)
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():

@@ -21,7 +21,7 @@ def test_local_runs_use_the_configured_interpreter(platform, tmp_path):
     other.parent.mkdir(parents=True)
     other.symlink_to(sys.executable)  # a second environment's interpreter, as a GPU env would have
     version = settings.set_local_python(platform, str(other))
-    assert version == "%d.%d" % sys.version_info[:2]
+    assert version == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert LocalRunner(platform).python() == str(other)
     settings.set_local_python(platform, "")
     assert LocalRunner(platform).python() == sys.executable

@@ -123,8 +123,8 @@ class Plan:
     entropy_in_update: bool = False
     reward_model: bool = False
     reference_model: bool | None = None  # None: the algorithm's default (DPO without LoRA keeps a copy)
-    # bytes per parameter of that copy: TRL's DPOTrainer with ref_model=None loads it from the model path with its
-    # model_init_kwargs, whose dtype defaults to float32 (trl.trainer.utils.create_model_from_path), hence 4
+    # bytes per parameter of that copy: the platform's TRL runner loads it like the policy, bf16 on a GPU (TRL's own
+    # ref_model=None would load it in float32: trl.trainer.utils.create_model_from_path's default dtype)
     reference_bytes_per_param: int = 2
 
     @property

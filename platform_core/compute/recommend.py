@@ -52,9 +52,9 @@ ZERO_STAGE = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 3, "fsdp": 3}
 # What the platform runs DPO as (platform_core/plugins/trl_runner.py, jobs/engines.py plan_trl): TRL's DPOTrainer in
 # one process or torchrun DDP, the model loaded in bf16 (so AdamW keeps bf16 state: 2 + 2 + 4 bytes per parameter),
 # accelerate's bf16 autocast around it, TRL's selective log-softmax, no DeepSpeed/FSDP, offload or fused loss. Full
-# DPO keeps TRL's reference copy, which TRL loads from the model path in float32 (create_model_from_path's default).
+# DPO keeps a reference copy, which the runner loads like the policy (bf16 on a GPU; TRL's own default would be float32).
 DPO_PLATFORM = {"sharding": "ddp", "offload": "none", "precision": "bf16", "loss_kernel": "trl_amp"}
-DPO_REFERENCE_BYTES = 4
+DPO_REFERENCE_BYTES = 2
 # Request fields that describe a concrete configuration: any of them switches to predict mode, which needs --strategy
 # (notes/configurator.md, "CLI contract"); none is ever silently ignored.
 CONCRETE_FIELDS = (

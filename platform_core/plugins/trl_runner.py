@@ -166,9 +166,11 @@ def run_dpo(cfg: dict, tokenizer, resume: bool):
     from trl import DPOConfig, DPOTrainer
 
     args = _training_args(DPOConfig, cfg, beta=cfg["beta"], max_length=cfg["max_length"])
+    # Full DPO needs a frozen reference: load it like the policy (bf16 on a GPU). Left to TRL (ref_model=None) it would
+    # be loaded from the path in float32, twice the memory. With LoRA the base with adapters disabled is the reference.
     trainer = DPOTrainer(
         model=_load_model(cfg),
-        ref_model=None,
+        ref_model=None if cfg["lora"]["enabled"] else _load_model(cfg),
         args=args,
         train_dataset=_dpo_dataset(cfg["train_files"], tokenizer),
         eval_dataset=_dpo_dataset(cfg.get("val_files"), tokenizer),

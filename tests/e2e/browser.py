@@ -128,7 +128,11 @@ def open_dropdown(page: Page, box: Locator) -> None:
 
 def choose(page: Page, key: str, option: str | re.Pattern, exact: bool = True) -> None:
     """Pick an option of a keyed selectbox (a react-aria combobox in Streamlit 1.67) and wait for the rerun."""
-    box = by_key(page, key).get_by_role("combobox")
+    choose_in(page, by_key(page, key).get_by_role("combobox"), option, exact)
+
+
+def choose_in(page: Page, box: Locator, option: str | re.Pattern, exact: bool = True) -> None:
+    """Pick an option of a selectbox given as its combobox locator (e.g. found by its label)."""
     open_dropdown(page, box)
     page.get_by_role("option", name=option, exact=exact if isinstance(option, str) else None).first.click()
     expected = option if isinstance(option, re.Pattern) else (option if exact else re.compile(re.escape(option)))
@@ -188,6 +192,26 @@ def text_of_main(page: Page) -> str:
     return main(page).inner_text()
 
 
+def text_of_page(page: Page) -> str:
+    """The main area and the sidebar (both carry UI strings)."""
+    return text_of_main(page) + "\n" + page.get_by_test_id("stSidebar").inner_text()
+
+
+def set_number(page: Page, label: str, value) -> None:
+    """Type into the number input labelled `label` in the main area and commit it."""
+    field = main(page).get_by_role("spinbutton", name=label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    wait_idle(page)
+
+
+def metric_value(page: Page, label: str) -> str:
+    """The value shown by the st.metric labelled `label` in the main area."""
+    return (
+        main(page).get_by_test_id("stMetric").filter(has_text=label).first.get_by_test_id("stMetricValue").inner_text()
+    )
+
+
 def full_screenshot(page: Page, path: Path, max_height: int = MAX_SCREENSHOT_HEIGHT) -> None:
     """A screenshot of the whole main area: Streamlit scrolls inside stMain, so grow the viewport to its height."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +250,20 @@ def english_only_patterns(strings: dict[str, dict[str, str]], min_words: int = 3
         if len(re.findall(r"[A-Za-z]+", " ".join(pieces))) < min_words:
             continue
         patterns[key] = re.compile(".{1,80}?".join(re.escape(piece) for piece in pieces if piece.strip()))
+    return patterns
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef]{4,}")
+
+
+def chinese_only_patterns(strings: dict[str, dict[str, str]]) -> dict[str, re.Pattern]:
+    """{key: pattern} of the longest run of 4+ CJK characters of each UI string's Chinese that its English lacks:
+    finding one in an English page means a Chinese string leaked into the English UI."""
+    patterns = {}
+    for key, entry in strings.items():
+        runs = [run for run in _CJK.findall(_normalise(entry["zh"])) if run not in entry["en"]]
+        if runs:
+            patterns[key] = re.compile(re.escape(max(runs, key=len)))
     return patterns
 
 

@@ -1,14 +1,18 @@
 """The demo workflow a new user follows, driven in headless Chromium against the real app, in English and in Chinese.
 
 Upload the demo SFT dataset -> audit it (token lengths with the demo tokenizer, quality checks) -> configurator:
-recommendation -> "Apply to a new job" -> adapt the prefilled form to a CPU-sized demo run -> create and start the
-SFT job -> watch the loss chart and the log -> pause, resume, completion -> Model surgery: export the checkpoint with
-the lowest validation loss, SLERP it with the base model -> Evaluation: base, checkpoint and merge on the demo eval
-set, compared. Then a GRPO job (math_verify reward) and a DPO job: created,
-started, watched to completion, exported, and both exports compared with the base model on the demo eval set.
+recommendation -> "Apply to a new job": the recommended batch sizes stay in the form, only what this CPU run needs
+is changed (name, datasets, no GPU, steps, learning rate) -> create and start the SFT job -> pause (it pauses at a
+step boundary), resume (the second attempt continues from that step) -> watch the step count and the log grow, the
+loss chart, completion; the run's command carries the recommended batch size -> Model surgery: export the
+checkpoint with the lowest validation loss, SLERP it with the base model -> Evaluation: base, checkpoint and merge on
+the demo eval set, compared. Then the same for a GRPO job (math_verify reward, checked in the run's config) and a
+DPO job: created, paused, resumed, watched to completion, exported; the DPO export is SLERP-merged with the base, and
+base, both exports and the merge are compared on the demo eval set.
 
-Every step saves a screenshot under test-artifacts/e2e/<lang>/NN-<step>.png; in Chinese, every screenshot's page is
-also checked for English-only strings of the UI string table.
+Every step saves a screenshot under test-artifacts/e2e/<lang>/NN-<step>.png; each page (main area and sidebar) is
+checked against the UI string table: no English-only string in the Chinese run, no Chinese-only string in the
+English run.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import pytest
 from e2e.browser import (
     ARTIFACTS,
     by_key,
+    chinese_only_patterns,
     choose,
+    choose_in,
     choose_many,
     click_key,
     english_leftovers,
@@ -31,11 +37,13 @@ from e2e.browser import (
     fill_key,
     full_screenshot,
     main,
+    metric_value,
     nav,
     open_app,
     set_language,
+    set_number,
     tab,
-    text_of_main,
+    text_of_page,
     wait_idle,
 )
 from playwright.sync_api import Page, expect
@@ -46,6 +54,7 @@ TRAINING_TIMEOUT = 420_000  # ms: a demo job takes one to three minutes on a qui
 TASK_TIMEOUT = 300_000
 BASE_MODEL = "demo-qwen2-tiny"
 ENGLISH_ONLY = english_only_patterns(STRINGS)
+CHINESE_ONLY = chinese_only_patterns(STRINGS)
 
 
 class Tour:
@@ -83,9 +92,9 @@ class Tour:
         expect(main(page).get_by_test_id("stException")).to_have_count(0)
         errors = main(page).get_by_test_id("stAlertContentError")
         assert errors.count() == 0, [errors.nth(i).inner_text() for i in range(errors.count())]
-        if self.lang == "zh":
-            leftovers = english_leftovers(text_of_main(page), ENGLISH_ONLY)
-            assert not leftovers, {key: STRINGS[key]["en"] for key in leftovers}
+        other = "en" if self.lang == "zh" else "zh"
+        leftovers = english_leftovers(text_of_page(page), ENGLISH_ONLY if self.lang == "zh" else CHINESE_ONLY)
+        assert not leftovers, {key: STRINGS[key][other] for key in leftovers}
         self.count += 1
         path = self.dir / f"{self.count:02d}-{step}.png"
         full_screenshot(page, path)
@@ -97,6 +106,11 @@ class Tour:
         labels = "|".join(re.escape(self.t(f"state.{s}")) for s in states)
         line = re.compile(rf"{re.escape(self.t('common.state'))}:\s*({labels})\s*·")
         expect(main(self.page).get_by_text(line).first).to_be_visible(timeout=timeout)
+
+    def step(self) -> int | None:
+        """The job detail's current step (the "Step" figure), or None before the first one."""
+        value = metric_value(self.page, self.t("monitor.progress.step")).split("/")[0].strip()
+        return int(value) if value.isdigit() else None
 
     def task_done(self, title: str, timeout: float = TASK_TIMEOUT) -> None:
         """The task panel whose title contains `title` shows up and says the task is done (the page is drawn again
@@ -110,7 +124,7 @@ class Tour:
 
 
 # -- steps ---------------------------------------------------------------------------------------------------------
-def upload_and_audit(tour: Tour, home: Path) -> None:
+def upload_and_audit(tour: Tour, home: Path) -> str:
     page = tour.page
     nav(page, tour.t("nav.datasets"))
     expand(page, tour.t("datasets.upload.header"))
@@ -124,7 +138,9 @@ def upload_and_audit(tour: Tour, home: Path) -> None:
         .or_(main(page).get_by_text(tour.pattern("datasets.upload.existing")))
     )
     expect(done.first).to_be_visible()
-    dataset_id = re.search(r"#(\d+)", done.first.inner_text()).group(1)
+    message = done.first.inner_text()
+    dataset_id = re.search(r"#(\d+)", message).group(1)
+    dataset_name = re.search(r"#\d+ (\S+?)[:：（( ]", message).group(1)
     tour.shot("dataset-uploaded")
 
     choose(page, "ds_open_choice", re.compile(rf"^#{dataset_id} "))
@@ -142,6 +158,7 @@ def upload_and_audit(tour: Tour, home: Path) -> None:
     duplicates = main(page).get_by_test_id("stMetric").filter(has_text=tour.t("datasets.check.duplicate_exact"))
     expect(duplicates.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^\d[\d,]*$"))
     tour.shot("dataset-quality-checks")
+    return dataset_name
 
 
 def configure_and_apply(tour: Tour) -> None:
@@ -155,6 +172,38 @@ def configure_and_apply(tour: Tour) -> None:
     expect(main(page).get_by_text(tour.t("jobs.prefilled"))).to_be_visible()
     expect(main(page).get_by_role("combobox", name=tour.t("jobs.field.model"))).to_have_value(BASE_MODEL)
     tour.shot("new-job-prefilled")
+
+
+def create_from_recommendation(tour: Tour, dataset: str, total_steps: int) -> tuple[str, str]:
+    """The New job form as "Apply" left it: keep the recommended batch sizes, change only what a CPU demo run needs
+    (name, datasets, no GPU on this machine, steps, a demo learning rate); create and start. Returns (title, batch)."""
+    page = tour.page
+    form = main(page)
+    batch = form.get_by_role("spinbutton", name=tour.t("jobs.field.batch_size"), exact=True)
+    recommended = batch.input_value()
+    name = form.get_by_role("textbox", name=tour.t("jobs.field.name"), exact=True)
+    name.fill("demo-sft")
+    name.press("Enter")
+    wait_idle(page)
+    choose_in(page, form.get_by_role("combobox", name=tour.t("jobs.field.dataset")), dataset)
+    choose_in(page, form.get_by_role("combobox", name=tour.t("jobs.field.val_dataset")), "demo-sft-val")
+    set_number(page, tour.t("jobs.field.gpus_per_node"), 0)  # this machine has no GPU: verl's SFT runs on the CPU
+    set_number(page, tour.t("jobs.field.learning_rate"), 0.003)  # the tiny random demo model learns fast at this rate
+    expand(page, tour.t("jobs.section.advanced"))
+    steps_field = form.get_by_role("textbox", name=tour.t("jobs.field.total_steps"), exact=True)
+    steps_field.fill(str(total_steps))
+    steps_field.press("Enter")
+    wait_idle(page)
+    set_number(page, tour.t("jobs.field.save_freq"), total_steps // 2)
+    set_number(page, tour.t("jobs.field.test_freq"), total_steps // 2)
+    expect(main(page).get_by_text(tour.pattern("jobs.preview.steps", total=total_steps))).to_be_visible()
+    expect(batch).to_have_value(recommended)  # the recommendation survived the edits
+    tour.shot("sft-new-job")
+    click_key(page, "create_job")
+    title = main(page).get_by_role("heading", name=re.compile(r"^#\d+ demo-sft$"))
+    expect(title).to_be_visible(timeout=120_000)
+    tour.expect_state("starting", "running", "completed")
+    return title.inner_text(), recommended
 
 
 def create_demo_job(tour: Tour, algorithm: str, total_steps: int, first: bool = False) -> str:
@@ -185,17 +234,33 @@ def create_demo_job(tour: Tour, algorithm: str, total_steps: int, first: bool = 
     return title.inner_text()
 
 
-def watch_until_complete(tour: Tour, algorithm: str, chart_key: str, pause: bool = False) -> None:
-    """Job detail: the chart appears and the log grows; optionally pause and resume; wait for completion."""
+def watch_until_complete(tour: Tour, algorithm: str, chart_key: str, config_text: tuple[str, ...] = ()) -> None:
+    """Job detail: pause at once and resume (the second attempt continues from the paused step), then the step count
+    and the log grow, the chart shows, the job completes; the Config tab shows `config_text`."""
     page = tour.page
-    if pause:  # at once: the trainer pauses at its first step boundary (a demo run is over in seconds when quiet)
-        click_key(page, "detail_pause")
-        tour.expect_state("pausing", "paused")
-        tour.expect_state("paused", timeout=TRAINING_TIMEOUT)
-        expect(by_key(page, "detail_resume").get_by_role("button")).to_be_visible()
-        tour.shot(f"{algorithm}-job-paused")
-        click_key(page, "detail_resume")
-        tour.expect_state("starting", "running", "completed")
+    # Pause at once: the trainer pauses at its first step boundary (a demo run is over in seconds when quiet).
+    click_key(page, "detail_pause")
+    tour.expect_state("pausing", "paused")
+    tour.expect_state("paused", timeout=TRAINING_TIMEOUT)
+    expect(by_key(page, "detail_resume").get_by_role("button")).to_be_visible()
+    paused_at = tour.step()
+    assert paused_at is not None and paused_at >= 1, paused_at
+    tour.shot(f"{algorithm}-job-paused")
+    click_key(page, "detail_resume")
+    tour.expect_state("starting", "running", "completed")
+
+    seen = {paused_at}
+    deadline = time.monotonic() + TRAINING_TIMEOUT / 1000
+    completed = re.compile(rf"{re.escape(tour.t('common.state'))}:\s*{re.escape(tour.t('state.completed'))}\s*·")
+    while time.monotonic() < deadline:  # the page refreshes itself: watch the step figure move
+        step = tour.step()
+        if step is not None:
+            assert step >= paused_at, f"step {step} after resuming at {paused_at}: the run started over"
+            seen.add(step)
+        if main(page).get_by_text(completed).count():
+            break
+        page.wait_for_timeout(500)
+    assert len(seen) >= 2 and max(seen) > paused_at, seen
 
     chart = main(page).get_by_test_id("stPlotlyChart").filter(has_text=tour.t(chart_key))
     expect(chart.first).to_be_visible(timeout=TRAINING_TIMEOUT)
@@ -204,8 +269,9 @@ def watch_until_complete(tour: Tour, algorithm: str, chart_key: str, pause: bool
     tab(page, tour.t("jobs.tab.logs"))
     log = main(page).get_by_test_id("stHtml").last
     expect(log).not_to_be_empty()
-    if algorithm == "sft":  # the live log shows verl's step lines (the page polls the run's files every 3 s)
-        expect(log).to_contain_text("step:", timeout=TRAINING_TIMEOUT)
+    if algorithm == "sft":  # the resumed attempt's log goes on from the paused step (verl's step lines)
+        expect(log).to_contain_text(f"step:{paused_at + 1} - ", timeout=TRAINING_TIMEOUT)
+        assert re.search(r"(^|\s)step:1 - ", log.inner_text()) is None or paused_at == 0
     wait_idle(page)
     tour.shot(f"{algorithm}-job-log")
     tab(page, tour.t("jobs.tab.charts"))
@@ -214,16 +280,19 @@ def watch_until_complete(tour: Tour, algorithm: str, chart_key: str, pause: bool
     expect(by_key(page, "detail_delete").get_by_role("button")).to_be_visible()
     expect(chart.first).to_be_visible()
     tour.shot(f"{algorithm}-job-completed")
+    tab(page, tour.t("jobs.tab.config"))
+    for text in config_text:
+        expect(main(page).get_by_text(text, exact=False).first).to_be_attached()
     if algorithm == "sft":  # the other views of a finished job
-        for name in ("system", "gradients", "checkpoints", "attempts", "config"):
+        tour.shot("sft-job-config")
+        for name in ("system", "gradients", "checkpoints", "attempts"):
             tab(page, tour.t(f"jobs.tab.{name}"))
             tour.shot(f"sft-job-{name}")
-        tab(page, tour.t("jobs.tab.charts"))
     if algorithm == "grpo":
         tab(page, tour.t("jobs.tab.rollouts"))
         expect(main(page).get_by_text(tour.pattern("monitor.rollouts.count"))).to_be_visible()
         tour.shot("grpo-rollouts")
-        tab(page, tour.t("jobs.tab.charts"))
+    tab(page, tour.t("jobs.tab.charts"))
 
 
 def export_checkpoint(tour: Tour, job_title: str, strategy: str) -> str:
@@ -244,17 +313,17 @@ def export_checkpoint(tour: Tour, job_title: str, strategy: str) -> str:
     return name
 
 
-def merge_slerp(tour: Tour, exported: str) -> str:
+def merge_slerp(tour: Tour, exported: str, label: str = "merge-slerp") -> str:
     page = tour.page
     tab(page, tour.t("surgery.tab.merge"))
     expect(by_key(page, "merge_method").get_by_role("combobox")).to_have_value(tour.t("surgery.method.slerp"))
     choose_many(page, "merge_registered", [re.compile(rf"^{BASE_MODEL} · "), re.compile(rf"^{exported} · ")])
     expect(main(page).get_by_text(tour.t("surgery.compatible"))).to_be_visible()
     merged = by_key(page, "merge_slerp_out").locator("input").input_value()
-    tour.shot("merge-slerp-ready")
+    tour.shot(f"{label}-ready")
     click_key(page, "merge_start")
     tour.task_done(merged)
-    tour.shot("merge-slerp-done")
+    tour.shot(f"{label}-done")
     return merged
 
 
@@ -314,23 +383,24 @@ def test_demo_workflow(app, page, lang):
     expect(main(page).get_by_role("heading", name=tour.t("jobs.title"))).to_be_visible()
     tour.shot("start")
 
-    upload_and_audit(tour, app.home)
+    dataset = upload_and_audit(tour, app.home)
     configure_and_apply(tour)
 
-    sft = create_demo_job(tour, "sft", total_steps=20, first=True)
-    watch_until_complete(tour, "sft", "monitor.chart.loss", pause=True)
+    sft, batch = create_from_recommendation(tour, dataset, total_steps=12)
+    watch_until_complete(tour, "sft", "monitor.chart.loss", config_text=(f"data.train_batch_size={batch}",))
     exported = export_checkpoint(tour, sft, "lowest_val_loss")
     merged = merge_slerp(tour, exported)
     evaluate_and_compare(tour, [BASE_MODEL, exported, merged], "sft-comparison", other_views=True)
 
     grpo = create_demo_job(tour, "grpo", total_steps=3)
-    watch_until_complete(tour, "grpo", "monitor.chart.reward")
+    watch_until_complete(tour, "grpo", "monitor.chart.reward", config_text=("math_verify",))
     grpo_exported = export_checkpoint(tour, grpo, "highest_reward")
 
     dpo = create_demo_job(tour, "dpo", total_steps=3)
     watch_until_complete(tour, "dpo", "monitor.chart.loss")
     dpo_exported = export_checkpoint(tour, dpo, "last")
-    evaluate_and_compare(tour, [BASE_MODEL, grpo_exported, dpo_exported], "rl-comparison")
+    dpo_merged = merge_slerp(tour, dpo_exported, "dpo-merge-slerp")
+    evaluate_and_compare(tour, [BASE_MODEL, grpo_exported, dpo_exported, dpo_merged], "rl-comparison")
 
     remaining_views(tour)
     nav(page, tour.t("nav.jobs"))

@@ -10,7 +10,7 @@ import pytest
 from tests_helpers import wait_for
 
 from platform_core.evaluation.compare import compare_to_baseline
-from platform_core.evaluation.runs import evaluate_model, load_samples
+from platform_core.evaluation.runs import evaluate_model
 from platform_core.jobs import service
 from platform_core.jobs.service import load_spec_file
 from platform_core.surgery.export import plan_export
