@@ -29,7 +29,11 @@ def test_local_runs_use_the_configured_interpreter(platform, tmp_path):
 
 @pytest.mark.parametrize(
     "value, reason",
-    [("bin/python", "absolute path"), ("/nonexistent/python", "not an executable file"), ("/dev/null", "not an executable file")],
+    [
+        ("bin/python", "absolute path"),
+        ("/nonexistent/python", "not an executable file"),
+        ("/dev/null", "not an executable file"),
+    ],
 )
 def test_a_path_that_is_not_a_working_python_is_refused(platform, value, reason):
     settings.set_local_python(platform, "")
