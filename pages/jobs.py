@@ -676,17 +676,21 @@ def job_detail(job_id: int) -> None:
                 env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted((runs[-1]["env"] or {}).items()))
                 st.code(f"{env} {shlex.join(runs[-1]['command'] or [])}", language="bash", wrap_lines=True)
             st.code(yaml.safe_dump(current["spec"]["fields"], allow_unicode=True, sort_keys=False), language="yaml")
-            try:
+            # Built on request only: this tab refreshes every few seconds, an export plans the run again.
+            bundle_key = f"export_zip_{job_id}"
+            if st.button(t("jobs.export.prepare"), key=f"export_prepare_{job_id}", help=t("jobs.export.help")):
+                try:
+                    st.session_state[bundle_key] = service.export_job_zip(platform, job_id)
+                except PlatformError as exc:
+                    show_error(exc)
+            if st.session_state.get(bundle_key):
                 st.download_button(
                     t("jobs.export"),
-                    service.export_job_zip(platform, job_id),
+                    st.session_state[bundle_key],
                     file_name=f"job-{job_id}.zip",
                     mime="application/zip",
                     key=f"export_{job_id}",
-                    help=t("jobs.export.help"),
                 )
-            except PlatformError as exc:
-                show_error(exc)
 
     live()
 

@@ -21,6 +21,7 @@ class Platform:
     workspace: Workspace
     store: Store
     _box: SecretBox | None = field(default=None, repr=False)
+    _rotated_away: bool = field(default=False, repr=False)  # a rotation by another process was seen
     key_source: KeySource | None = field(default=None, repr=False)
 
     def secret_box(self) -> SecretBox:
@@ -32,7 +33,7 @@ class Platform:
         stored = self.store.get_setting(FINGERPRINT_SETTING)
         if self._box is not None and (not stored or stored == self._box.fingerprint):
             return self._box
-        rotated = self._box is not None  # a key was loaded, and the store now names another one
+        rotated = self._box is not None or self._rotated_away  # a key was loaded, and the store names another one
         source = load_key(self.workspace.key_path)
         origin = "PLATFORM_SECRET_KEY" if source.origin == "env" else source.origin
         box = SecretBox(source.key, origin)
@@ -43,6 +44,7 @@ class Platform:
         if stored and stored != box.fingerprint and self.store.count("connections", "secret IS NOT NULL"):
             if rotated:
                 self.forget_key()
+                self._rotated_away = True  # later calls keep telling the user about the new key, not the original
                 raise SecretKeyError(
                     f"The stored SSH secrets were re-encrypted under a new key (fingerprint {stored}) by "
                     f"`rotate-key` in another process, but the key from {origin} is still fingerprint "
@@ -58,6 +60,7 @@ class Platform:
             source.created = True  # keep "created just now" for this process when the same file is read again
         self.key_source = source
         self._box = box
+        self._rotated_away = False
         return box
 
     def encrypt(self, plaintext: str) -> str:

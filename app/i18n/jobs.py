@@ -229,7 +229,8 @@ STRINGS.update(
         "jobs.stop": {"zh": "停止", "en": "Stop"},
         "jobs.clone": {"zh": "复制", "en": "Clone"},
         "jobs.delete": {"zh": "删除记录", "en": "Delete record"},
-        "jobs.export": {"zh": "导出运行包（zip）", "en": "Export the run (zip)"},
+        "jobs.export.prepare": {"zh": "准备导出运行包", "en": "Prepare the run's export"},
+        "jobs.export": {"zh": "下载运行包（zip）", "en": "Download the run (zip)"},
         "jobs.export.help": {
             "zh": "run.sh、spec.yaml、config/（含自定义奖励文件）和 kit/（平台插件）；解压后 bash run.sh 即可复现这次运行",
             "en": "run.sh, spec.yaml, config/ (incl. a custom reward file) and kit/ (the platform's plugins); unzip "

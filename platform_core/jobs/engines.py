@@ -366,6 +366,8 @@ def verl_rl_overrides(spec: GRPOSpec | PPOSpec, ctx: RunContext, total_steps: in
     if isinstance(spec, PPOSpec):
         o += [
             f"critic.model.path={hydra_str(ctx.critic_model_path or ctx.model_path)}",
+            # verl's critic defaults to flash_attention_2 on its own: it gets the same choice (and fallback) as the actor
+            f"+critic.model.override_config.attn_implementation={_attn(spec, ctx)}",
             f"critic.optim.lr={spec.critic_learning_rate}",
             f"critic.model.enable_gradient_checkpointing={_bool(spec.gradient_checkpointing)}",
             f"critic.fsdp.param_offload={_bool(spec.param_offload)}",

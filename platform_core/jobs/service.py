@@ -430,6 +430,17 @@ def _bundle_word(value: str) -> str:
     return '"$HERE"'.join(shlex.quote(part) if part else "" for part in value.split(BUNDLE_TOKEN))
 
 
+def _hydra_bundle_word(value: str) -> str:
+    """A verl Hydra override holding BUNDLE_TOKEN as one shell word whose value Hydra reads as a quoted string:
+    the bundle may be unpacked under a path Hydra's plain values reject (parentheses, CJK, quotes). "$HERE_Q" is
+    "$HERE" escaped for the inside of a Hydra single-quoted string (run.sh sets it)."""
+    key, _, rest = value.partition("=")
+    if BUNDLE_TOKEN not in rest or rest.startswith("'"):
+        return _bundle_word(value)
+    inner = '"$HERE_Q"'.join(shlex.quote(part.replace("'", "\\'")) if part else "" for part in rest.split(BUNDLE_TOKEN))
+    return shlex.quote(f"{key}='") + inner + shlex.quote("'")
+
+
 def bundle_script(plan: RunPlan, ctx: RunContext, shipped: list[str], job: dict[str, Any]) -> str:
     """The run.sh of an exported bundle: config/ and kit/ next to it, outputs written next to it too."""
     checks = " ".join(shlex.quote(name) for name in shipped)
@@ -441,6 +452,7 @@ def bundle_script(plan: RunPlan, ctx: RunContext, shipped: list[str], job: dict[
         "# attempt-1/ and checkpoints/ here. Model and dataset paths are those of the machine the job targets.",
         "set -euo pipefail",
         'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        "HERE_Q=\"${HERE//\\'/\\\\\\'}\"  # $HERE inside a Hydra quoted string: quotes escaped",
         f"for f in {checks}; do",
         '  [ -f "$HERE/$f" ] || { echo "missing $HERE/$f: write the whole bundle with job export ID --out DIR" >&2; '
         "exit 1; }",
@@ -448,7 +460,13 @@ def bundle_script(plan: RunPlan, ctx: RunContext, shipped: list[str], job: dict[
         f"mkdir -p {_bundle_word(ctx.attempt_dir)}",
         'cd "$HERE"',
     ]
-    return "\n".join(lines + _command_lines(plan, ctx, _bundle_word)) + "\n"
+    overrides = set(plan.overrides)
+
+    def word(value: str) -> str:
+        hydra = value in overrides or (plan.engine == "verl" and value.startswith("hydra."))
+        return _hydra_bundle_word(value) if hydra else _bundle_word(value)
+
+    return "\n".join(lines + _command_lines(plan, ctx, word)) + "\n"
 
 
 # -- control ---------------------------------------------------------------------------------------------------------

@@ -179,6 +179,10 @@ def supervise(run_dir: str) -> int:
             argv, env, note = attention.resolve(argv, env)
             if note:
                 log.write(f"[platform] {note}\n".encode())
+            if stop["requested"]:  # stopped while the probe ran (it may take a while): the trainer never starts
+                record.update(state="stopped", reason="stopped by the user", ended_at=time.time())
+                _write_json(status_path, record)
+                return 0
         log.write(f"[platform] starting: {' '.join(argv[:6])} ...\n".encode())
         try:
             child = subprocess.Popen(

@@ -11,7 +11,9 @@ from platform_core.context import Platform
 from platform_core.errors import InvalidInput
 from platform_core.runners.base import Runner
 from platform_core.runners.process import (
+    kill_processes,
     kill_tree,
+    orphan_group,
     pid_alive,
     platform_python_env,
     process_started_at,
@@ -112,9 +114,25 @@ class LocalRunner(Runner):
         return pid_alive(run.get("pid"), (run.get("remote") or {}).get("pid_started_at"))
 
     def stop(self, run: dict[str, Any]) -> bool:
-        if not self.alive(run):  # never signal a process that merely reuses the pid
+        """Stop the supervisor's whole tree; if the supervisor died without taking the trainer along (killed, OOM),
+        kill the trainer's process group (pgid in supervisor.json) when it is still this run's; `stop_note` says so."""
+        self.stop_note = ""
+        if self.alive(run):  # never signal a process that merely reuses the pid
+            return kill_tree(run["pid"], grace_s=30)
+        status = self.read_json(f"{run['run_dir']}/supervisor.json") or {} if run.get("run_dir") else {}
+        if status.get("state") not in ("starting", "running"):
             return True
-        return kill_tree(run["pid"], grace_s=30)
+        orphans = orphan_group(status.get("pgid"), status.get("started_at"))
+        if not orphans:
+            return True
+        pids = ", ".join(str(p.pid) for p in orphans)
+        gone = kill_processes(orphans, grace_s=15)
+        self.stop_note = (
+            f"trainer processes {pids} (group {status['pgid']}) outlived the supervisor and were killed"
+            if gone
+            else f"trainer processes of group {status['pgid']} survived SIGKILL"
+        )
+        return gone
 
     def list_dir(self, path: str) -> list[tuple[str, bool, int]]:
         root = Path(path)

@@ -139,6 +139,40 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def orphan_group(pgid: int | None, since: float | None, window_s: float = 600) -> list[psutil.Process]:
+    """The live members of a trainer's process group whose supervisor is gone, when the group is still that run's:
+    its leader (pid == pgid) started within `window_s` after the supervisor (`since`), and no member before it.
+    A pgid reused by another program (after a reboot) gives []."""
+    if not pgid or since is None:
+        return []
+    members = [p for p in _group_members(int(pgid)) if _alive(p)]
+    try:
+        starts = {p.pid: p.create_time() for p in members}
+    except psutil.NoSuchProcess:
+        return []
+    leader = starts.get(int(pgid))
+    if leader is not None and not since - 2 <= leader <= since + window_s:
+        return []
+    return [p for p in members if starts[p.pid] >= since - 2]
+
+
+def kill_processes(members: list[psutil.Process], grace_s: float = 10.0) -> bool:
+    """Terminate, then kill, the given processes; True once none is alive."""
+    for proc in members:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _gone, alive = psutil.wait_procs(members, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _gone, alive = psutil.wait_procs(alive, timeout=3)
+    return not [p for p in alive if _alive(p)]
+
+
 def _group_members(pgid: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter(["pid"]):

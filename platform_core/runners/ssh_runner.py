@@ -26,6 +26,9 @@ STOP_WAIT_S = 45
 FACTS_TTL_S = 600
 
 
+LEADER_START_WINDOW_S = 600  # the trainer (its group's leader) starts within this long of its supervisor
+
+
 class SSHRunner(Runner):
     kind = "ssh"
 
@@ -229,22 +232,38 @@ class SSHRunner(Runner):
             self._reset()
             raise
 
-    def _group_members(self, pgid: int | None) -> list[int]:
-        """Live (non-zombie) processes of a process group on the server."""
+    def _group_members(self, pgid: int | None, since: float | None = None) -> list[int]:
+        """Live (non-zombie) processes of a process group on the server, of the SSH user only; with `since` (the
+        supervisor's start, server clock), only processes started after it: a pgid reused after a reboot is not ours.
+        """
         if not pgid:
             return []
-        out = self.session.run(["ps", "-e", "-o", "pid=,pgid=,stat="], timeout=20)
+        out = self.session.run(
+            ["sh", "-c", 'date +%s; ps -o pid=,pgid=,stat=,etimes= -u "$(id -u)"'], timeout=20
+        )  # fixed script, no user input
+        lines = (out.stdout or "").splitlines()
+        try:
+            now = float(lines[0])
+        except (IndexError, ValueError):
+            return []
         members = []
-        for line in (out.stdout or "").splitlines():
+        for line in lines[1:]:
             parts = line.split()
-            if len(parts) >= 3 and parts[1] == str(int(pgid)) and not parts[2].startswith("Z"):
-                members.append(int(parts[0]))
+            if len(parts) < 4 or parts[1] != str(int(pgid)) or parts[2].startswith("Z") or not parts[3].isdigit():
+                continue
+            started = now - int(parts[3])
+            if since is not None:
+                if started < since - 2:
+                    continue  # older than the run: the pgid belongs to someone else now
+                if int(parts[0]) == int(pgid) and started > since + LEADER_START_WINDOW_S:
+                    return []  # the group's leader started long after the run (a pid reused after a reboot)
+            members.append(int(parts[0]))
         return members
 
     def _wait_gone(self, pid: int | None, pgid: int | None, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while True:
-            if not self._pid_alive(pid) and not self._group_members(pgid):
+            if not self._pid_alive(pid) and not self._group_members(pgid, getattr(self, "_since", None)):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -259,14 +278,16 @@ class SSHRunner(Runner):
         self.stop_note = ""
         pid = run.get("pid")
         status = self.read_json(f"{run['run_dir']}/supervisor.json") or {}
-        pgid = status.get("pgid")
+        # The trainer's group is only ours while the supervisor's record says the run is on.
+        pgid = status.get("pgid") if status.get("state") in ("starting", "running") else None
+        self._since = status.get("started_at")
         if self._pid_alive(pid):
             self.session.run(["kill", "-TERM", str(int(pid))], timeout=20)
             if self._wait_gone(pid, pgid, STOP_WAIT_S):
                 return True
-        elif not self._group_members(pgid):
+        elif not self._group_members(pgid, self._since):
             return True
-        survivors = self._group_members(pgid)
+        survivors = self._group_members(pgid, self._since)
         for target in (pgid, pid):
             if target:
                 self.session.run(["kill", "-KILL", "--", f"-{int(target)}"], timeout=20)

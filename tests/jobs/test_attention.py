@@ -27,6 +27,19 @@ def test_auto_on_a_gpu_asks_the_supervisor_to_check(demo_model_dir):
     assert attention.FALLBACK_ENV not in build_plan("verl", chosen, ctx(str(demo_model_dir))).env
 
 
+def test_ppo_gives_the_critic_the_same_attention(demo_model_dir):
+    from platform_core.jobs.validate import validate_verl_overrides
+
+    spec = parse_spec(
+        {"name": "j", **BASE, "algorithm": "ppo", "batch_size": 64, "rollout_n": 1, "micro_batch_size_per_gpu": 4}
+    )
+    plan = build_plan("verl", spec, ctx(str(demo_model_dir)))
+    flash = [o for o in plan.overrides if o.endswith("attn_implementation=flash_attention_2")]
+    assert {o.split(".model.")[0] for o in flash} == {"+actor_rollout_ref", "+critic"}
+    assert all(o.endswith("=sdpa") for o in attention.with_fallback(flash, "sdpa"))
+    validate_verl_overrides(plan.config_name, plan.overrides)
+
+
 def test_the_supervisor_rewrites_flash_attention_where_it_cannot_run(tmp_path):
     """The real supervisor, run as on a GPU server (a standalone file), probing this machine's Python."""
     seen = tmp_path / "seen.json"

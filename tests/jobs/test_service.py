@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -53,17 +54,35 @@ def test_exported_sft_bundle_is_self_consistent(demo_platform, tmp_path):
     # The validation data the real run reads, and the evaluation interval that goes with it.
     val = exported["val_files"]
     assert val and Path(val).is_file() and f"data.val_files={val}" in script
-    assert "trainer.test_freq=10" in script and "trainer.test_freq=-1" not in script
+    assert "trainer.test_freq=25" in script and "trainer.test_freq=-1" not in script
     # Every file the script reads is shipped and referenced through $HERE, nothing in the platform's job folder.
     job = service.get_job(demo_platform, job_id)
     assert job["output_dir"] not in script
     for name in ("spec.yaml", "kit/verl_plugin.py", "kit/supervisor.py"):
         assert (out / name).is_file(), name
     assert 'export PYTHONPATH="$HERE"/kit' in script
-    assert 'trainer.default_local_dir="$HERE"/checkpoints' in script
+    assert """'trainer.default_local_dir='"'"''"$HERE_Q"/checkpoints''"'"''""" in script  # Hydra-quoted
     assert "@@" not in script and not any("@@" in p.read_text() for p in out.rglob("*") if p.is_file())
     # The printed script is the bundle's.
     assert cli(demo_platform, "job", "export", str(job_id)).stdout.strip() == script.strip()
+
+
+def test_bundle_paths_reach_hydra_quoted_wherever_it_is_unpacked(demo_platform, tmp_path):
+    """Hydra rejects parentheses, CJK and quotes in a plain value: the overrides that point into the bundle are
+    Hydra-quoted at run time, so `job-3 (1)` (a re-downloaded zip) or a Chinese folder name still parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    job_id = service.create_job(demo_platform, demo_spec(demo_platform, "sft"), validate=False)
+    out = tmp_path / "job-3 (1) 目录 it's"
+    cli(demo_platform, "job", "export", str(job_id), "--out", str(out))
+    lines = (out / "run.sh").read_text().splitlines()
+    here = next(line for line in lines if line.startswith("HERE_Q="))
+    word = next(line for line in lines if "trainer.default_local_dir=" in line).strip().removesuffix("\\").strip()
+    snippet = f'HERE={shlex.quote(str(out))}\n{here}\nprintf "%s" {word}\n'
+    override = subprocess.run(["bash", "-c", snippet], capture_output=True, text=True, check=True).stdout
+    parsed = OverridesParser.create().parse_override(override)
+    assert parsed.key_or_group == "trainer.default_local_dir"
+    assert parsed.value() == f"{out}/checkpoints"
 
 
 def test_exported_trl_grpo_bundle_ships_its_config_and_custom_reward(demo_platform, tmp_path):
@@ -190,6 +209,31 @@ def test_a_reused_pid_is_not_taken_for_the_run(tmp_path, platform):
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not LocalRunner(platform).alive({"pid": pid, "remote": {"pid_started_at": started}})
+
+
+def test_stop_kills_a_trainer_that_outlived_its_supervisor(tmp_path, platform):
+    """The supervisor died (kill -9, OOM) and its trainer, in its own session, runs on: Stop kills that group, and
+    leaves alone a group whose leader is not the run's (a pgid reused by another program)."""
+    import json
+
+    since = time.time()
+    trainer = spawn_detached(["sh", "-c", "sleep 60 & sleep 60; wait"], tmp_path / "trainer.log")  # own session
+    dead = spawn_detached(["true"], tmp_path / "sup.log")
+    time.sleep(0.5)
+    run_dir = tmp_path / "attempt-1"
+    run_dir.mkdir()
+    record = {"state": "running", "pid": trainer, "pgid": trainer, "started_at": since}
+    runner = LocalRunner(platform)
+    run = {"pid": dead, "run_dir": str(run_dir)}
+    try:
+        # Not the run's: the supervisor's record says it started an hour after this group's leader.
+        (run_dir / "supervisor.json").write_text(json.dumps({**record, "started_at": since + 3600}))
+        assert runner.stop(run) and pid_alive(trainer) and runner.stop_note == ""
+        (run_dir / "supervisor.json").write_text(json.dumps(record))
+        assert runner.stop(run)
+        assert not pid_alive(trainer) and f"group {trainer}" in runner.stop_note
+    finally:
+        kill_tree(trainer, grace_s=2)
 
 
 def test_local_launch_records_the_supervisors_start_time(platform, tmp_path):
