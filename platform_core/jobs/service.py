@@ -547,12 +547,11 @@ def _refresh_run(platform: Platform, job: dict[str, Any], run: dict[str, Any], r
         final = supervisor.get("state") in FINAL_STATES
         if not final:
             tail = _tail(runner, run["log_path"], 3) or _tail(runner, f"{run['run_dir']}/supervisor.log", 3)
-            supervisor = {
-                "state": "failed",
-                "exit_code": None,
-                "ended_at": time.time(),
-                "reason": "the supervisor process died" + (f"; log tail: {tail}" if tail else ""),
-            }
+            reason = "the supervisor process died" + (f"; log tail: {tail}" if tail else "")
+            runner.stop(run)  # its trainer runs in a session of its own: do not leave it holding the GPU
+            if runner.stop_note:
+                reason += f"; {runner.stop_note}"
+            supervisor = {"state": "failed", "exit_code": None, "ended_at": time.time(), "reason": reason}
             final = True
     if final:
         state = supervisor["state"]

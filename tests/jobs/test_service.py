@@ -236,6 +236,35 @@ def test_stop_kills_a_trainer_that_outlived_its_supervisor(tmp_path, platform):
         kill_tree(trainer, grace_s=2)
 
 
+def test_a_dead_supervisor_fails_the_job_and_its_trainer_is_killed(demo_platform, tmp_path):
+    """The refresh after a supervisor died: the job is failed with the reason (log tail, the killed trainer)."""
+    import json
+
+    job_id = service.create_job(demo_platform, demo_spec(demo_platform, "sft"), validate=False)
+    run_dir = tmp_path / "attempt-1"
+    since = time.time()
+    trainer = spawn_detached(["sleep", "60"], run_dir / "stdout.log")  # the trainer, in a session of its own
+    (run_dir / "stdout.log").write_text("step:3 - train/loss:2.0\nKilled\n")
+    (run_dir / "supervisor.json").write_text(
+        json.dumps({"state": "running", "pid": trainer, "pgid": trainer, "started_at": since})
+    )
+    dead = spawn_detached(["true"], tmp_path / "sup.log")
+    time.sleep(0.5)
+    run_id = demo_platform.store.insert(
+        "runs",
+        {"job_id": job_id, "attempt": 1, "state": "running", "pid": dead, "run_dir": str(run_dir),
+         "log_path": str(run_dir / "stdout.log"), "metrics_path": str(run_dir / "metrics.jsonl"), "started_at": since},
+    )  # fmt: skip
+    demo_platform.store.update("jobs", job_id, state="running", current_run_id=run_id)
+    try:
+        job = service.refresh_job(demo_platform, job_id)
+        assert job["state"] == "failed"
+        assert "the supervisor process died" in job["error"] and "Killed" in job["error"]
+        assert f"group {trainer}" in job["error"] and not pid_alive(trainer)
+    finally:
+        kill_tree(trainer, grace_s=2)
+
+
 def test_local_launch_records_the_supervisors_start_time(platform, tmp_path):
     info = LocalRunner(platform).launch(str(tmp_path / "attempt-1"), {"argv": ["true"]}, 999_999)
     try:
