@@ -57,7 +57,19 @@ def pick_models(key: str, label: str | None = None) -> list[str]:
     return chosen + [line.strip() for line in typed.splitlines() if line.strip()]
 
 
+def free_name(name: str) -> str:
+    """`name`, or `name-2`, `name-3`... when the workspace models/ already holds a model of that name."""
+    models = platform.workspace.models
+    candidate, n = name, 1
+    while (models / candidate).exists() and any((models / candidate).iterdir()):
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def output_fields(key: str, default: str) -> tuple[str, bool]:
+    """The output name (a free one by default, so a second merge does not collide with the first) and Overwrite."""
+    default = free_name(default)
     c1, c2 = st.columns([3, 2])
     out = c1.text_input(t("surgery.out"), value=default, help=t("surgery.out.help"), key=f"{key}_out")
     overwrite = c2.checkbox(t("surgery.overwrite"), key=f"{key}_overwrite")

@@ -193,8 +193,20 @@ def text_of_main(page: Page) -> str:
 
 
 def text_of_page(page: Page) -> str:
-    """The main area and the sidebar (both carry UI strings)."""
-    return text_of_main(page) + "\n" + page.get_by_test_id("stSidebar").inner_text()
+    """The UI text of the main area and the sidebar: code blocks (logs, commands, configs) left out, since what a
+    program printed is not a UI string."""
+    return page.evaluate(
+        """() => ['stMain', 'stSidebar'].map(id => {
+            const area = document.querySelector(`[data-testid=${id}]`);
+            if (!area) return '';
+            const copy = area.cloneNode(true);
+            copy.querySelectorAll('[data-testid=stCode]').forEach(node => node.remove());
+            document.body.appendChild(copy);  // innerText needs a rendered node
+            const text = copy.innerText;
+            copy.remove();
+            return text;
+        }).join('\\n')"""
+    )
 
 
 def set_number(page: Page, label: str, value) -> None:

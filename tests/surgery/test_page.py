@@ -101,3 +101,13 @@ def test_average_and_checkpoint_tabs_show_weights_and_the_pick(platform, fine_tu
     assert at.radio(key=f"ckpt_strategy_{other}").value == "last"
     assert not at.warning and not at.error
     assert any("Step 30 is the last checkpoint" in s.value for s in at.success)
+
+
+def test_the_default_output_name_is_a_free_one(platform):
+    """A second merge with the defaults must not collide with the first one's output."""
+    at = _page("en")
+    assert at.text_input(key="merge_slerp_out").value == "merged-slerp"
+    taken = platform.workspace.models / "merged-slerp"
+    taken.mkdir(parents=True)
+    (taken / "config.json").write_text("{}")
+    assert _page("en").text_input(key="merge_slerp_out").value == "merged-slerp-2"
