@@ -69,6 +69,15 @@ def generation_widgets(prefix: str) -> dict:
         params["chat_template"] = c8.selectbox(
             t("evaluation.gen.template"), list(template_labels), format_func=template_labels.get, key=f"{prefix}_tpl"
         )
+        c9, c10, _c11, _c12 = st.columns(4)
+        params["code_timeout_s"] = c9.number_input(
+            t("evaluation.gen.code_timeout"), 0.1, 600.0, 5.0, 1.0, key=f"{prefix}_code_timeout",
+            help=t("evaluation.gen.code_help"),
+        )  # fmt: skip
+        params["code_memory_mb"] = c10.number_input(
+            t("evaluation.gen.code_memory"), 128, 65536, 1024, 128, key=f"{prefix}_code_memory",
+            help=t("evaluation.gen.code_help"),
+        )  # fmt: skip
     return params
 
 

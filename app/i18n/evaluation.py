@@ -74,6 +74,12 @@ STRINGS = {
     "evaluation.gen.backend.vllm": {"zh": "vLLM（需要 GPU）", "en": "vLLM (needs a GPU)"},
     "evaluation.gen.backend.transformers": {"zh": "transformers（CPU 也可）", "en": "transformers (CPU works)"},
     "evaluation.gen.template": {"zh": "对话模板", "en": "Chat template"},
+    "evaluation.gen.code_timeout": {"zh": "代码运行时限（秒）", "en": "Code time limit (s)"},
+    "evaluation.gen.code_memory": {"zh": "代码内存上限（MiB）", "en": "Code memory limit (MiB)"},
+    "evaluation.gen.code_help": {
+        "zh": "pass@k 的沙箱中每个程序的限制；程序以 python -I -S 运行，只能用标准库",
+        "en": "per program in the pass@k sandbox; programs run with python -I -S (standard library only)",
+    },
     "evaluation.gen.template.auto": {"zh": "自动（模型有模板时使用）", "en": "Automatic (when the model has one)"},
     "evaluation.gen.template.on": {"zh": "必须使用", "en": "Always"},
     "evaluation.gen.template.off": {"zh": "不使用", "en": "Never"},

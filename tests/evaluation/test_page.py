@@ -107,3 +107,22 @@ def test_the_search_box_filters_the_wrong_answers_too(finished_runs):
     assert not at.exception, [e.value for e in at.exception]
     assert [e.label for e in at.expander if e.label.endswith(" wrong")] == []
     assert any(s.value == "No wrong answers." for s in at.success)
+
+
+def test_the_new_run_form_sets_the_sandbox_limits(platform, eval_set, demo_model_dir):
+    """The code sandbox's limits are run options on the page too (the CLI has --code-timeout/--code-memory)."""
+    from platform_core.evaluation.runs import get_run, stop_run
+
+    at = open_page("en")
+    at.text_input(key="new_name").set_value("limits")
+    at.text_input(key="new_path").set_value(str(demo_model_dir))
+    at.number_input(key="new_code_timeout").set_value(2.0)
+    at.number_input(key="new_code_memory").set_value(512)
+    at.number_input(key="new_max").set_value(2)
+    next(b for b in at.button if b.label == "Start the run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    run_id = int(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
+    run = get_run(platform, run_id)
+    stop_run(platform, run_id)
+    assert run["gen_params"]["code_timeout_s"] == 2.0 and run["gen_params"]["code_memory_mb"] == 512
