@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.i18n import t
+from app.i18n import STRINGS, t
 from platform_core.context import Platform
 from platform_core.errors import PlatformError
 
@@ -58,6 +58,20 @@ def target_label(target: str) -> str:
     return t("sidebar.target.ssh", name=target.removeprefix("ssh:"))
 
 
+def task_title(task: dict, lang: str | None = None) -> str:
+    """A task's title in the page's language (platform_core.tasks.TaskTitle), else the stored English title."""
+    from platform_core.tasks import TITLE_KEY
+
+    spec = (task.get("params") or {}).get(TITLE_KEY) or {}
+    key = spec.get("key")
+    if key in STRINGS:
+        try:
+            return t(key, lang, **(spec.get("params") or {}))
+        except (KeyError, IndexError, ValueError):
+            pass
+    return task["title"]
+
+
 def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str | None = None) -> None:
     """A self-refreshing view of one task: state, progress bar, log tail and a stop button. When the task ends while
     shown, the whole page is drawn again, so what the task made (a model, results) appears around the panel."""
@@ -75,7 +89,7 @@ def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str 
         elif task_id in watched:
             watched.discard(task_id)
             st.rerun()
-        st.markdown(f"**{t('task.title', id=task_id, title=task['title'])}**")
+        st.markdown(f"**{t('task.title', id=task_id, title=task_title(task))}**")
         if task["state"] in FINAL_STATES:
             if task["state"] == "completed":
                 st.success(t("task.done"))

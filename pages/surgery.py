@@ -10,7 +10,7 @@ import streamlit as st
 
 from app.i18n import t
 from app.state import get_platform_cached
-from app.widgets import show_error, state_label, task_panel
+from app.widgets import show_error, state_label, task_panel, task_title
 from platform_core.errors import PlatformError
 from platform_core.models import list_models
 from platform_core.surgery.average import average_weights, start_average
@@ -459,7 +459,7 @@ if recent:
                         t("surgery.col.kind"): task["kind"].removeprefix("surgery."),
                         t("common.state"): state_label(task["state"]),
                         t("common.progress"): round(task["progress"] * 100),
-                        t("surgery.col.title"): task["title"],
+                        t("surgery.col.title"): task_title(task),
                     }
                     for task in recent
                 ]

@@ -300,13 +300,14 @@ def _scan_tasks(platform: Platform, connection: str, limit: int = 50) -> list[di
 def start_remote_scan(platform: Platform, connection: str) -> int:
     """Start listing a server's models in the background (a task); return its id (the running one, if any)."""
     from platform_core.connections import get_connection
-    from platform_core.tasks import submit_task
+    from platform_core.tasks import TaskTitle, submit_task
 
     profile = get_connection(platform, connection)
     state = remote_scan_state(platform, profile["name"])
     if state["state"] == "running":
         return state["task_id"]
-    return submit_task(platform, SCAN_TASK, f"List the models on {profile['name']}", {"connection": profile["name"]})
+    title = TaskTitle("scan_models", f"List the models on {profile['name']}", name=profile["name"])
+    return submit_task(platform, SCAN_TASK, title, {"connection": profile["name"]})
 
 
 def remote_scan_state(platform: Platform, connection: str) -> dict[str, Any]:

@@ -33,6 +33,20 @@ ACTIVE_STATES = ("pending", "running")
 FINAL_STATES = ("completed", "failed", "stopped")
 
 MODULE_KEY = "_module"  # reserved key in a task's params: the module that implements its kind
+TITLE_KEY = "_title"  # reserved key in a task's params: {"key", "params"} of a TaskTitle (the UI translates it)
+
+
+class TaskTitle(str):
+    """A task title that the UI can show in the page's language: the English text, plus the string-table key
+    (`task.name.<code>` in app/i18n) and its parameters. Stored as the title (English, for logs and the CLI) and
+    under TITLE_KEY in the task's params."""
+
+    def __new__(cls, code: str, text: str, **params: Any):
+        title = super().__new__(cls, text)
+        title.code, title.params = code, params
+        return title
+
+
 _REGISTRY: dict[str, Callable[[TaskContext, dict[str, Any]], dict[str, Any] | None]] = {}
 
 
@@ -83,8 +97,10 @@ def create_task(platform: Platform, kind: str, title: str, params: dict[str, Any
     if kind not in _REGISTRY:
         raise InvalidInput(f"unknown task kind {kind!r}")
     params = {**params, MODULE_KEY: _REGISTRY[kind].__module__}
+    if isinstance(title, TaskTitle):
+        params[TITLE_KEY] = {"key": f"task.name.{title.code}", "params": title.params}
     task_id = platform.store.insert(
-        "tasks", {"kind": kind, "title": title, "state": "pending", "params": params, "created_at": time.time()}
+        "tasks", {"kind": kind, "title": str(title), "state": "pending", "params": params, "created_at": time.time()}
     )
     log_path = platform.workspace.logs / "tasks" / f"task-{task_id}.log"
     platform.store.update("tasks", task_id, log_path=str(log_path))
@@ -130,6 +146,7 @@ def execute_task(platform: Platform, task_id: int) -> dict[str, Any]:
     try:
         params = dict(task["params"] or {})
         module = params.pop(MODULE_KEY, None)
+        params.pop(TITLE_KEY, None)
         result = _implementation(task["kind"], module)(ctx, params) or {}
     except TaskStopped:
         ctx.log("stopped by the user")

@@ -44,3 +44,26 @@ def test_a_dead_worker_is_reconciled_as_failed(platform):
     assert reconcile_tasks(platform) == 1
     task = platform.store.get("tasks", task_id)
     assert task["state"] == "failed" and "without recording a result" in task["error"]
+
+
+def test_task_titles_are_shown_in_the_page_language(platform):
+    """A TaskTitle keeps the English title for logs and the CLI, and the UI shows it translated."""
+    import re
+
+    from app.i18n import STRINGS
+    from app.widgets import task_title
+    from platform_core.tasks import TaskTitle, create_task
+
+    title = TaskTitle("merge", "Merge (slerp) 2 models -> mix", method="slerp", n=2, out="mix")
+    task = platform.store.get("tasks", create_task(platform, "sleep", title, {"seconds": 0}))
+    assert task["title"] == "Merge (slerp) 2 models -> mix"
+    assert task_title(task, "zh") == "合并（slerp）2 个模型 → mix"
+    assert task_title(task, "en") == task["title"]  # the table's English is the platform's own text
+    assert task_title({"title": "plain", "params": {}}, "zh") == "plain"
+    # every TaskTitle code the platform uses has its string, with exactly the parameters it is given
+    root = Path(__file__).resolve().parents[1] / "platform_core"
+    sources = "\n".join(p.read_text() for p in root.rglob("*.py"))
+    codes = set(re.findall(r'TaskTitle\(\s*"(\w+)"', sources))
+    assert len(codes) >= 12
+    for code in codes:
+        assert f"task.name.{code}" in STRINGS, code

@@ -706,12 +706,12 @@ def start_audit_task(
 ) -> int:
     """Start the audit of a dataset as a task (for large datasets); return the task id."""
     from platform_core.datasets.service import get_dataset
-    from platform_core.tasks import submit_task
+    from platform_core.tasks import TaskTitle, submit_task
 
     record = get_dataset(platform, dataset_id)
     return submit_task(
         platform,
         "datasets.audit",
-        f"Audit {record['name']}",
+        TaskTitle("audit", f"Audit {record['name']}", name=record["name"]),
         {"dataset_id": record["id"], "tokenizer": str(tokenizer) if tokenizer else None, "max_length": max_length},
     )

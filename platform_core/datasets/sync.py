@@ -322,7 +322,7 @@ def sync_datasets(
 
 def start_sync_task(platform: Platform, dataset_ids: list[int], connection: str) -> int:
     """Mark the datasets as syncing and start the upload as a task; return the task id."""
-    from platform_core.tasks import submit_task
+    from platform_core.tasks import TaskTitle, submit_task
 
     profile = get_connection(platform, connection)
     ids = [get_dataset(platform, d)["id"] for d in dataset_ids]
@@ -330,7 +330,7 @@ def start_sync_task(platform: Platform, dataset_ids: list[int], connection: str)
         raise InvalidInput("sync: no dataset to sync")
     for dataset_id in ids:
         _set_state(platform, dataset_id, profile["id"], status="syncing", error=None, synced_at=time.time())
-    title = f"Sync {len(ids)} dataset(s) to {profile['name']}"
+    title = TaskTitle("sync", f"Sync {len(ids)} dataset(s) to {profile['name']}", n=len(ids), name=profile["name"])
     return submit_task(platform, "datasets.sync", title, {"dataset_ids": ids, "connection": profile["name"]})
 
 

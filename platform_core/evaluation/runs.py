@@ -34,7 +34,7 @@ from platform_core.evaluation.evaltypes import DEFAULT_METRICS
 from platform_core.evaluation.metrics import EvalItem, resolve_metrics, score_items
 from platform_core.runners.process import platform_python_env, python_executable
 from platform_core.security.validation import check_name, check_path_text
-from platform_core.tasks import FINAL_STATES, TaskContext, TaskStopped, stop_task, submit_task, task_kind
+from platform_core.tasks import FINAL_STATES, TaskContext, TaskStopped, TaskTitle, stop_task, submit_task, task_kind
 
 RUN_KIND = "evaluation.run"
 BATCH_KIND = "evaluation.batch"
@@ -289,7 +289,8 @@ def start_run(platform: Platform, run_id: int) -> int:
     run = get_run(platform, run_id)
     if run["state"] == "running":
         raise InvalidInput(f"eval run {run['id']} is already running (task {run['task_id']})")
-    task_id = submit_task(platform, RUN_KIND, f"Eval {run['name']}", {"run_id": run["id"]})
+    title = TaskTitle("eval", f"Eval {run['name']}", name=run["name"])
+    task_id = submit_task(platform, RUN_KIND, title, {"run_id": run["id"]})
     _update(platform, run["id"], state="pending", task_id=task_id)
     return task_id
 
@@ -683,7 +684,9 @@ def launch_comparison(
                    gen_params, target, k)
         for number, model in enumerate(models, start=1)
     ]  # fmt: skip
-    task_id = submit_task(platform, BATCH_KIND, f"Compare {name}", {"run_ids": run_ids})
+    task_id = submit_task(
+        platform, BATCH_KIND, TaskTitle("compare", f"Compare {name}", name=name), {"run_ids": run_ids}
+    )
     for run_id in run_ids:
         _update(platform, run_id, task_id=task_id)
     return run_ids, task_id

@@ -13,7 +13,7 @@ from typing import Any
 
 from platform_core.context import Platform
 from platform_core.errors import InvalidInput, PlatformError
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 ENVCHECK = Path(__file__).resolve().parents[1] / "envcheck.py"
 CHECK_TIMEOUT_S = 600
@@ -48,7 +48,8 @@ def check_python_env(python: str, mode: str = "training") -> dict[str, Any]:
 
 def start_check(platform: Platform, python: str, mode: str = "training") -> int:
     """Start the check as a task (it imports torch and verl: seconds to a minute); return the task id."""
-    return submit_task(platform, "local_envcheck", f"Environment check: {python}", {"python": python, "mode": mode})
+    title = TaskTitle("envcheck", f"Environment check: {python}", python=python)
+    return submit_task(platform, "local_envcheck", title, {"python": python, "mode": mode})
 
 
 @task_kind("local_envcheck")

@@ -8,7 +8,7 @@ from typing import Any
 
 from platform_core.context import Platform
 from platform_core.errors import RemoteError
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 
 def start_prepare_server(platform: Platform, connection: str, requirements: str | None = None) -> int:
@@ -17,7 +17,8 @@ def start_prepare_server(platform: Platform, connection: str, requirements: str 
 
     profile = get_connection(platform, connection)
     params = {"connection": profile["name"], **({"requirements": requirements} if requirements else {})}
-    return submit_task(platform, "prepare_server", f"Prepare server {profile['name']}", params)
+    title = TaskTitle("prepare", f"Prepare server {profile['name']}", name=profile["name"])
+    return submit_task(platform, "prepare_server", title, params)
 
 
 @task_kind("prepare_server")

@@ -32,7 +32,7 @@ from platform_core.surgery.compat import (
 )
 from platform_core.surgery.convert import convert_pending
 from platform_core.surgery.output import building, copy_side_files, register_output, resolve_output
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 MODES = ("uniform", "ema")
 DEFAULT_SHARD_BYTES = 1_000_000_000
@@ -239,7 +239,8 @@ def start_average(
 ) -> int:
     """Check the request, then start the "surgery.average" task; return its id."""
     params = plan_average(platform, checkpoints, mode, decay, out, overwrite, shard_size)
-    title = f"Average {len(params['checkpoints'])} checkpoints ({mode}) -> {Path(params['out']).name}"
+    n, name = len(params["checkpoints"]), Path(params["out"]).name
+    title = TaskTitle("average", f"Average {n} checkpoints ({mode}) -> {name}", n=n, mode=mode, out=name)
     return submit_task(platform, "surgery.average", title, params)
 
 

@@ -33,7 +33,7 @@ from platform_core.errors import InvalidInput, PlatformError
 from platform_core.runners.process import platform_python_env, python_executable
 from platform_core.surgery.compat import is_adapter_dir, tensor_index, weight_files
 from platform_core.surgery.output import discard, publish
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 STEP_DIR = re.compile(r"^(?:global_step_|checkpoint-)(\d+)$")
 ATTEMPT_DIR = re.compile(r"^attempt-(\d+)$")
@@ -331,7 +331,8 @@ def start_convert(
 ) -> int:
     """Check the request, then start the "surgery.convert" task; return its id."""
     params = plan_convert(platform, checkpoint, out, full_model, overwrite)
-    return submit_task(platform, "surgery.convert", f"Convert {Path(params['checkpoint']).name} to HF", params)
+    name = Path(params["checkpoint"]).name
+    return submit_task(platform, "surgery.convert", TaskTitle("convert", f"Convert {name} to HF", name=name), params)
 
 
 @task_kind("surgery.convert")
@@ -433,7 +434,12 @@ def start_convert_many(platform: Platform, checkpoints: list[str]) -> int:
     """Check the list, then start one "surgery.convert_many" task converting them in turn; return its id."""
     params = plan_convert_many(platform, checkpoints)
     return submit_task(
-        platform, "surgery.convert_many", f"Convert {len(params['checkpoints'])} checkpoints to HF", params
+        platform,
+        "surgery.convert_many",
+        TaskTitle(
+            "convert_many", f"Convert {len(params['checkpoints'])} checkpoints to HF", n=len(params["checkpoints"])
+        ),
+        params,
     )
 
 

@@ -27,7 +27,7 @@ from platform_core.surgery.convert import (
     record_hf_path,
 )
 from platform_core.surgery.output import building, copy_side_files, register_output, resolve_output
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 
 def copy_model(source: Path, target: Path, progress: Callable[[float, str], None] | None = None) -> int:
@@ -107,7 +107,15 @@ def start_export(platform: Platform, source: str, name: str, overwrite: bool = F
     """Check the request, then start the "surgery.export" task; return its id."""
     params = plan_export(platform, source, name, overwrite)
     return submit_task(
-        platform, "surgery.export", f"Export {Path(params['source']).name} -> {Path(params['out']).name}", params
+        platform,
+        "surgery.export",
+        TaskTitle(
+            "export",
+            f"Export {Path(params['source']).name} -> {Path(params['out']).name}",
+            source=Path(params["source"]).name,
+            out=Path(params["out"]).name,
+        ),
+        params,
     )
 
 

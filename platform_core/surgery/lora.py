@@ -19,7 +19,7 @@ from platform_core.errors import InvalidInput, NotFound
 from platform_core.security.validation import check_path_text
 from platform_core.surgery.compat import ADAPTER_CONFIG, read_safetensors_header, resolve_model_dir, tensor_index
 from platform_core.surgery.output import building, copy_tokenizer, register_output, resolve_output
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -161,7 +161,12 @@ def start_lora_merge(
     return submit_task(
         platform,
         "surgery.lora_merge",
-        f"Merge LoRA {Path(params['adapter']).name} -> {Path(params['out']).name}",
+        TaskTitle(
+            "lora",
+            f"Merge LoRA {Path(params['adapter']).name} -> {Path(params['out']).name}",
+            adapter=Path(params["adapter"]).name,
+            out=Path(params["out"]).name,
+        ),
         params,
     )
 

@@ -33,7 +33,7 @@ from platform_core.errors import InvalidInput
 from platform_core.surgery.compat import check_ready, resolve_inputs, weight_files
 from platform_core.surgery.convert import convert_pending
 from platform_core.surgery.output import building, copy_tokenizer, register_output, resolve_output
-from platform_core.tasks import TaskContext, submit_task, task_kind
+from platform_core.tasks import TaskContext, TaskTitle, submit_task, task_kind
 
 METHODS = ("slerp", "ties", "dare_ties", "dare_linear", "linear")
 NEEDS_BASE = ("ties", "dare_ties", "dare_linear")
@@ -224,7 +224,8 @@ def _validate_config(config: dict[str, Any]) -> None:
 def start_merge(platform: Platform, method: str, models: list[str], **options: Any) -> int:
     """Check the request (`plan_merge`), then start the "surgery.merge" task; return its id."""
     params = plan_merge(platform, method, models, **options)
-    title = f"Merge ({method}) {len(params['models'])} models -> {Path(params['out']).name}"
+    n, name = len(params["models"]), Path(params["out"]).name
+    title = TaskTitle("merge", f"Merge ({method}) {n} models -> {name}", method=method, n=n, out=name)
     return submit_task(platform, "surgery.merge", title, task_params(params))
 
 
