@@ -72,6 +72,16 @@ def task_title(task: dict, lang: str | None = None) -> str:
     return task["title"]
 
 
+def _rerun_page_when_done(task: dict, final_states) -> None:
+    """Remember a task seen running; when it has ended since, draw the whole page again (its results appear)."""
+    watched = st.session_state.setdefault("_tasks_seen_running", set())
+    if task["state"] not in final_states:
+        watched.add(task["id"])
+    elif task["id"] in watched:
+        watched.discard(task["id"])
+        st.rerun()
+
+
 def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str | None = None) -> None:
     """A self-refreshing view of one task: state, progress bar, log tail and a stop button. When the task ends while
     shown, the whole page is drawn again, so what the task made (a model, results) appears around the panel."""
@@ -83,12 +93,7 @@ def task_panel(platform: Platform, task_id: int, log_lines: int = 200, key: str 
         task = platform.store.get("tasks", task_id)
         if task is None:
             return
-        watched = st.session_state.setdefault("_tasks_seen_running", set())
-        if task["state"] not in FINAL_STATES:
-            watched.add(task_id)
-        elif task_id in watched:
-            watched.discard(task_id)
-            st.rerun()
+        _rerun_page_when_done(task, FINAL_STATES)
         st.markdown(f"**{t('task.title', id=task_id, title=task_title(task))}**")
         if task["state"] in FINAL_STATES:
             if task["state"] == "completed":
@@ -123,13 +128,9 @@ def task_progress_line(platform: Platform, task_id: int, text: str, key: str | N
         task = platform.store.get("tasks", task_id)
         if task is None:
             return
-        watched = st.session_state.setdefault("_tasks_seen_running", set())
+        _rerun_page_when_done(task, FINAL_STATES)
         if task["state"] not in FINAL_STATES:
-            watched.add(task_id)
             st.progress(task["progress"] or 0.0, text=f"{text} {task['message'] or ''}".strip())
-        elif task_id in watched:
-            watched.discard(task_id)
-            st.rerun()
 
     _line()
 

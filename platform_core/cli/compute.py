@@ -88,23 +88,14 @@ REQUEST_FIELDS = (
     "mfu",
     "reward_model",
     "strategy",
-    "micro_batch",
-    "gradient_checkpointing",
-    "offload",
-    "fused_ce",
-    "packing",
-    "precision",
-    "token_budget",
-    "rollout_gpu_memory_utilization",
-    "rollout_tp",
-    "log_prob_token_budget",
-)
+)  # plus recommend.CONCRETE_FIELDS (the predict-mode settings)
 
 
 def cmd_configure(args: argparse.Namespace) -> int:
-    from platform_core.compute.recommend import configure, parse_request, summary_text
+    from platform_core.compute.recommend import CONCRETE_FIELDS, configure, parse_request, summary_text
 
-    values = {name: getattr(args, name) for name in REQUEST_FIELDS if getattr(args, name) is not None}
+    fields = (*REQUEST_FIELDS, *CONCRETE_FIELDS)
+    values = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     result = configure(parse_request(values))
     emit(args, result, summary_text(result))
     return 0

@@ -122,6 +122,11 @@ def kill_tree(pid: int, grace_s: float = 10.0) -> bool:
             os.killpg(pgid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
+    return _reap(procs, grace_s)
+
+
+def _reap(procs: list[psutil.Process], grace_s: float) -> bool:
+    """Wait up to `grace_s` for signalled processes, SIGKILL the rest; True once none is alive."""
     _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
     for proc in alive:
         try:
@@ -163,14 +168,7 @@ def kill_processes(members: list[psutil.Process], grace_s: float = 10.0) -> bool
             proc.terminate()
         except psutil.NoSuchProcess:
             pass
-    _gone, alive = psutil.wait_procs(members, timeout=grace_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    _gone, alive = psutil.wait_procs(alive, timeout=3)
-    return not [p for p in alive if _alive(p)]
+    return _reap(members, grace_s)
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
