@@ -21,6 +21,13 @@ def hint(text: str, group: str = "basic", **extra: Any) -> dict[str, Any]:
     return {"hint": text, "group": group, **extra}
 
 
+def without_retired(data: Any, *keys: str) -> Any:
+    """Stored specs written before a field was removed still load: the retired keys are dropped."""
+    if isinstance(data, dict) and any(key in data for key in keys):
+        return {k: v for k, v in data.items() if k not in keys}
+    return data
+
+
 class RewardSpec(BaseModel):
     """How GRPO (and PPO without a reward model) scores a response against the dataset's answer.
 
@@ -49,11 +56,8 @@ class RewardSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_retired(cls, data: Any) -> Any:
-        # Stored specs from before answer_field was removed (training never read it: the dataset's field
-        # configuration decides the answer column) still load.
-        if isinstance(data, dict) and "answer_field" in data:
-            data = {k: v for k, v in data.items() if k != "answer_field"}
-        return data
+        # answer_field: training never read it, the dataset's field configuration decides the answer column
+        return without_retired(data, "answer_field")
 
     @field_validator("json_key")
     @classmethod
@@ -296,10 +300,7 @@ class PPOSpec(_RLSpec):
     @model_validator(mode="before")
     @classmethod
     def _drop_retired(cls, data: Any) -> Any:
-        # Stored specs from before the field was removed (it reached no engine) still load.
-        if isinstance(data, dict) and "reward_model_gradient_checkpointing" in data:
-            data = {k: v for k, v in data.items() if k != "reward_model_gradient_checkpointing"}
-        return data
+        return without_retired(data, "reward_model_gradient_checkpointing")  # it reached no engine
 
     @field_validator("critic_model", "reward_model_path")
     @classmethod

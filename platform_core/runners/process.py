@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -85,28 +84,6 @@ def process_started_at(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-
-
-def kill_group(pgid: int, grace_s: float = 10.0) -> bool:
-    """SIGTERM a process group, then SIGKILL whatever is left after `grace_s`; return True when all are gone."""
-    members = _group_members(pgid)
-    if not members:
-        return True
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not [p for p in _group_members(pgid) if p.status() != psutil.STATUS_ZOMBIE]:
-            return True
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    time.sleep(0.2)
-    return not [p for p in _group_members(pgid) if _alive(p)]
 
 
 def kill_tree(pid: int, grace_s: float = 10.0) -> bool:

@@ -260,10 +260,10 @@ class SSHRunner(Runner):
             members.append(int(parts[0]))
         return members
 
-    def _wait_gone(self, pid: int | None, pgid: int | None, seconds: float) -> bool:
+    def _wait_gone(self, pid: int | None, pgid: int | None, since: float | None, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while True:
-            if not self._pid_alive(pid) and not self._group_members(pgid, getattr(self, "_since", None)):
+            if not self._pid_alive(pid) and not self._group_members(pgid, since):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -280,19 +280,19 @@ class SSHRunner(Runner):
         status = self.read_json(f"{run['run_dir']}/supervisor.json") or {}
         # The trainer's group is only ours while the supervisor's record says the run is on.
         pgid = status.get("pgid") if status.get("state") in ("starting", "running") else None
-        self._since = status.get("started_at")
+        since = status.get("started_at")
         if self._pid_alive(pid):
             self.session.run(["kill", "-TERM", str(int(pid))], timeout=20)
-            if self._wait_gone(pid, pgid, STOP_WAIT_S):
+            if self._wait_gone(pid, pgid, since, STOP_WAIT_S):
                 return True
-        elif not self._group_members(pgid, self._since):
+        elif not self._group_members(pgid, since):
             return True
-        survivors = self._group_members(pgid, self._since)
+        survivors = self._group_members(pgid, since)
         for target in (pgid, pid):
             if target:
                 self.session.run(["kill", "-KILL", "--", f"-{int(target)}"], timeout=20)
                 self.session.run(["kill", "-KILL", str(int(target))], timeout=20)
-        gone = self._wait_gone(pid, pgid, 10)
+        gone = self._wait_gone(pid, pgid, since, 10)
         if survivors:
             pids = ", ".join(map(str, survivors))
             self.stop_note = (
