@@ -119,7 +119,7 @@ class LocalRunner(Runner):
         self.stop_note = ""
         if self.alive(run):  # never signal a process that merely reuses the pid
             return kill_tree(run["pid"], grace_s=30)
-        status = self.read_json(f"{run['run_dir']}/supervisor.json") or {} if run.get("run_dir") else {}
+        status = (self.read_json(f"{run['run_dir']}/supervisor.json") if run.get("run_dir") else None) or {}
         if status.get("state") not in ("starting", "running"):
             return True
         orphans = orphan_group(status.get("pgid"), status.get("started_at"))
